@@ -1,0 +1,23 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both set up .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test samples
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/colorstream invert samples/astronaut_pencil.png samples/astronaut_line.png -o out/demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+# Rebuild samples/ from the public-domain source (needs scikit-image, installed here).
+samples: $(STAMP)
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[test,samples]'
+	$(BIN)/python samples/make_samples.py

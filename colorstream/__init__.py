@@ -1,0 +1,1 @@
+"""The colorstream command line and the image ops and metrics shared by training and streaming."""

@@ -1,0 +1,242 @@
+"""Image operations shared by training and streaming.
+
+Training builds its (sketch, photo) pairs with these functions and the
+predictor prepares its inputs with the same ones, so the two cannot drift.
+All images are numpy uint8 arrays: gray is (H, W), colour is (H, W, 3) BGR
+(OpenCV's order) unless a name says RGB.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+SKETCH_KINDS = ("pencil", "line")
+
+
+# ----------------------------------------------------------------------------
+# Colour spaces
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """Any gray, BGR or BGRA uint8 image -> (H, W) uint8 luminance."""
+    if image.ndim == 2:
+        return image
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)
+    if image.shape[2] == 1:
+        return image[:, :, 0]
+    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+
+
+def bgr_to_lab(image: np.ndarray) -> np.ndarray:
+    """BGR uint8 -> float32 CIE Lab with L in [0, 100] and a, b roughly in [-128, 127]."""
+    return cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_BGR2Lab)
+
+
+def lab_to_bgr(lab: np.ndarray) -> np.ndarray:
+    """Float32 CIE Lab (as from `bgr_to_lab`) -> BGR uint8."""
+    bgr = cv2.cvtColor(lab.astype(np.float32), cv2.COLOR_Lab2BGR)
+    return np.clip(bgr * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def bgr_to_ycrcb(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(image, cv2.COLOR_BGR2YCrCb)
+
+
+def ycrcb_to_bgr(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(image, cv2.COLOR_YCrCb2BGR)
+
+
+# ----------------------------------------------------------------------------
+# Sketches
+
+
+def pencil_sketch(image: np.ndarray, blur_sigma: float = 3.0) -> np.ndarray:
+    """The paper's pencil sketch: gray, invert, Gaussian blur, colour-dodge blend.
+
+    `blur_sigma` is in pixels of the given image; larger values give darker,
+    broader strokes.
+    """
+    gray = to_gray(image)
+    inverted_blur = cv2.GaussianBlur(255 - gray, (0, 0), blur_sigma)
+    # colour dodge of gray by the blurred negative: gray * 256 / (256 - blur)
+    return cv2.divide(gray, 255 - inverted_blur, scale=256)
+
+
+def line_sketch(image: np.ndarray, sigma: float = 1.0, k: float = 1.6,
+                tau: float = 0.98, phi: float = 20.0, epsilon: float = -0.01) -> np.ndarray:
+    """XDoG line drawing (Winnemoeller et al. 2012): dark thin strokes on white.
+
+    Hand-drawn sketches are closer to this than to the pencil blend, so
+    training mixes both styles.
+    """
+    gray = to_gray(image).astype(np.float32) / 255.0
+    g1 = cv2.GaussianBlur(gray, (0, 0), sigma)
+    g2 = cv2.GaussianBlur(gray, (0, 0), sigma * k)
+    dog = g1 - tau * g2
+    soft = 1.0 + np.tanh(phi * (dog - epsilon))
+    lines = np.where(dog >= epsilon, 1.0, soft)
+    return np.clip(lines * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def make_sketch(image: np.ndarray, kind: str, **params: float) -> np.ndarray:
+    """Dispatch on a checkpoint's `input_kind`."""
+    if kind == "pencil":
+        return pencil_sketch(image, **params)
+    if kind == "line":
+        return line_sketch(image, **params)
+    raise ValueError(f"unknown sketch kind {kind!r}; expected one of {SKETCH_KINDS}")
+
+
+def normalize_sketch(sketch: np.ndarray, paper_percentile: float = 90.0, ink_percentile: float = 5.0,
+                     ink_level: float = 64.0, max_gain: float = 4.0) -> np.ndarray:
+    """Map a sketch's tones so the paper is white (255) and its dark strokes reach `ink_level`.
+
+    Real sketches come on gray or tinted paper with strokes of any darkness;
+    synthetic pencil sketches are pure white with light strokes. Mapping both
+    onto the same range is what lets a model trained on one read the other.
+    The ink tone is a low percentile of the stroke pixels only (those clearly
+    darker than the paper), so sparse line drawings keep their lines, and the
+    stretch is capped at `max_gain` so faint JPEG noise is not blown up into
+    strokes. A sketch with no strokes is returned as flat paper.
+    """
+    gray = to_gray(sketch).astype(np.float32)
+    paper = float(np.percentile(gray, paper_percentile))
+    strokes = gray[gray < paper - 8.0]
+    if strokes.size == 0:
+        return np.full(gray.shape, 255, np.uint8)
+    ink = float(np.percentile(strokes, ink_percentile))
+    gain = min((255.0 - ink_level) / (paper - ink), max_gain)
+    out = 255.0 - (paper - gray) * gain
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------
+# Faces
+
+
+@dataclass(frozen=True)
+class Box:
+    """An axis-aligned box in pixels: top-left corner and size."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return self.x + self.w / 2.0, self.y + self.h / 2.0
+
+    @property
+    def area(self) -> float:
+        return self.w * self.h
+
+
+@lru_cache(maxsize=None)
+def _cascade(name: str) -> cv2.CascadeClassifier:
+    path = cv2.data.haarcascades + name
+    cascade = cv2.CascadeClassifier(path)
+    if cascade.empty():
+        raise RuntimeError(f"OpenCV's bundled Haar cascade {path} could not be loaded")
+    return cascade
+
+
+def detect_faces(image: np.ndarray, min_face: int = 24, max_side: int = 480,
+                 cascade: str = "haarcascade_frontalface_default.xml",
+                 min_neighbors: int = 5) -> list[Box]:
+    """All frontal faces, largest first, in the coordinates of `image`.
+
+    Detection runs on a gray copy downscaled so its longer side is at most
+    `max_side`, which keeps it fast on large frames. `min_face` is in pixels
+    of the original image.
+    """
+    gray = to_gray(image)
+    scale = min(1.0, max_side / max(gray.shape[:2]))
+    small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1.0 else gray
+    small = cv2.equalizeHist(small)
+    side = max(12, int(round(min_face * scale)))
+    found = _cascade(cascade).detectMultiScale(small, scaleFactor=1.1, minNeighbors=min_neighbors,
+                                               minSize=(side, side))
+    boxes = [Box(x / scale, y / scale, w / scale, h / scale) for (x, y, w, h) in np.asarray(found).reshape(-1, 4)]
+    return sorted(boxes, key=lambda b: b.area, reverse=True)
+
+
+def largest_face(image: np.ndarray, **kwargs) -> Box | None:
+    faces = detect_faces(image, **kwargs)
+    return faces[0] if faces else None
+
+
+def square_box(face: Box, margin: float) -> Box:
+    """The square around a face box's centre whose side is `margin` times the box's longer side."""
+    side = max(face.w, face.h) * margin
+    cx, cy = face.center
+    return Box(cx - side / 2.0, cy - side / 2.0, side, side)
+
+
+def crop_square(image: np.ndarray, box: Box, size: int, fill: int | None = None) -> np.ndarray:
+    """Resample a square box to size x size.
+
+    Parts outside the image replicate the border, or take the value `fill`
+    when one is given. Aligned faces sit close to the border, so padding
+    rather than skipping keeps every face usable.
+    """
+    scale = size / box.w
+    matrix = np.array([[scale, 0.0, -box.x * scale], [0.0, scale, -box.y * scale]], np.float32)
+    interp = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
+    if fill is None:
+        return cv2.warpAffine(image, matrix, (size, size), flags=interp, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(image, matrix, (size, size), flags=interp, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=fill)
+
+
+def feather_mask(size: int, feather: float = 0.15) -> np.ndarray:
+    """A (size, size) float32 weight that is 1 in the middle and falls smoothly to 0 at the edges."""
+    ramp = max(1, int(round(size * feather)))
+    edge = np.minimum(np.arange(size), np.arange(size)[::-1]).astype(np.float32)
+    profile = np.clip((edge + 0.5) / ramp, 0.0, 1.0)
+    profile = profile * profile * (3.0 - 2.0 * profile)  # smoothstep: no visible seam
+    return np.outer(profile, profile)
+
+
+def paste_square(canvas: np.ndarray, patch: np.ndarray, box: Box, feather: float = 0.15) -> np.ndarray:
+    """Inverse of `crop_square`: blend `patch` back into `canvas` at `box` with a feathered edge.
+
+    Returns a new array; parts of the box outside the canvas are dropped.
+    """
+    height, width = canvas.shape[:2]
+    scale = patch.shape[0] / box.w
+    inverse = np.array([[1.0 / scale, 0.0, box.x], [0.0, 1.0 / scale, box.y]], np.float32)
+    warped = cv2.warpAffine(patch, inverse, (width, height), flags=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_CONSTANT)
+    weight = cv2.warpAffine(feather_mask(patch.shape[0], feather), inverse, (width, height),
+                            flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    if canvas.ndim == 3:
+        weight = weight[:, :, None]
+    blended = canvas.astype(np.float32) * (1.0 - weight) + warped.astype(np.float32) * weight
+    return np.clip(blended + 0.5, 0, 255).astype(canvas.dtype)
+
+
+def find_sketch_face(sketch: np.ndarray, min_face: int = 24) -> Box | None:
+    """The largest face in a sketch.
+
+    The cascade was trained on photos; blurring a line drawing first turns its
+    strokes into shading it recognises (104 of 106 FS2K sketches were found
+    this way, against 94 unblurred).
+    """
+    gray = to_gray(sketch)
+    sigma = max(1.0, max(gray.shape[:2]) / 125.0)
+    return largest_face(cv2.GaussianBlur(gray, (0, 0), sigma), min_face=min_face, min_neighbors=3)
+
+
+def prepare_sketch(sketch: np.ndarray, resolution: int, normalize: bool) -> np.ndarray:
+    """A sketch of any size -> the model's (resolution, resolution) uint8 input."""
+    gray = to_gray(sketch)
+    if gray.shape[:2] != (resolution, resolution):
+        interp = cv2.INTER_AREA if max(gray.shape[:2]) > resolution else cv2.INTER_LINEAR
+        gray = cv2.resize(gray, (resolution, resolution), interpolation=interp)
+    return normalize_sketch(gray) if normalize else gray

@@ -1,0 +1,10 @@
+"""The network, its checkpoint format, and inference.
+
+    import model
+    predictor = model.load()            # the bundled default model
+    photos = predictor.invert(sketches)  # numpy in, numpy out, batched
+"""
+
+from model.inference import Predictor, load, pick_device
+
+__all__ = ["Predictor", "load", "pick_device"]

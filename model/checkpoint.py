@@ -1,0 +1,96 @@
+"""The checkpoint format: a state_dict plus the metadata that drives preprocessing.
+
+A checkpoint is a dict saved with `torch.save`:
+    {"format": FORMAT, "format_version": FORMAT_VERSION,
+     "metadata": {...}, "state_dict": {...}, optional "resume": {...}}
+and is always read with `torch.load(weights_only=True)`, so a checkpoint can
+hold tensors and plain data but never code.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from colorstream.imageops import SKETCH_KINDS
+from model.net import ModelConfig, build
+
+FORMAT = "colorstream-sketch-inversion"
+FORMAT_VERSION = 1
+COLOR_SPACES = ("rgb",)
+REQUIRED_METADATA = ("model", "input_kind", "sketch_params", "normalize_sketch", "resolution",
+                     "crop_margin", "color_space", "training", "metrics")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message is one line meant for the user."""
+
+
+def save(path: str | Path, net: torch.nn.Module, metadata: dict[str, Any],
+         resume: dict[str, Any] | None = None) -> None:
+    """Write atomically: a crash mid-write never leaves a truncated file under `path`."""
+    validate_metadata(metadata, str(path))
+    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "metadata": metadata,
+               "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()}}
+    if resume is not None:
+        payload["resume"] = resume
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    torch.save(payload, partial)
+    os.replace(partial, path)
+
+
+def validate_metadata(metadata: dict[str, Any], where: str) -> None:
+    missing = [key for key in REQUIRED_METADATA if key not in metadata]
+    if missing:
+        raise CheckpointError(f"{where}: checkpoint metadata lacks {', '.join(missing)}")
+    if metadata["input_kind"] not in SKETCH_KINDS:
+        raise CheckpointError(f"{where}: unknown input kind {metadata['input_kind']!r}")
+    if metadata["color_space"] not in COLOR_SPACES:
+        raise CheckpointError(f"{where}: unknown colour space {metadata['color_space']!r}")
+    try:
+        config = ModelConfig(**metadata["model"])
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"{where}: bad model config ({error})") from None
+    if int(metadata["resolution"]) % config.size_multiple:
+        raise CheckpointError(f"{where}: resolution {metadata['resolution']} is not a multiple of "
+                              f"{config.size_multiple}, as the {config.arch} architecture needs")
+
+
+def read(path: str | Path) -> dict[str, Any]:
+    """Load and check a checkpoint file; every failure is a one-line CheckpointError."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many kinds for corrupt or foreign files
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(f"{path}: not a readable checkpoint ({reason[:120]})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a colorstream checkpoint")
+    version = payload.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format version {version!r} is newer than this "
+                              f"colorstream understands ({FORMAT_VERSION}); upgrade colorstream")
+    if not isinstance(payload.get("metadata"), dict) or not isinstance(payload.get("state_dict"), dict):
+        raise CheckpointError(f"{path}: checkpoint lacks its metadata or weights")
+    validate_metadata(payload["metadata"], str(path))
+    return payload
+
+
+def build_from(payload: dict[str, Any], where: str = "checkpoint") -> torch.nn.Module:
+    """The network a checkpoint describes, with its weights loaded, in eval mode."""
+    net = build(ModelConfig(**payload["metadata"]["model"]))
+    try:
+        net.load_state_dict(payload["state_dict"])
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()
+        detail = first[1].strip() if len(first) > 1 else first[0]
+        raise CheckpointError(f"{where}: weights do not match the architecture in its metadata "
+                              f"({detail[:160]})") from None
+    return net.eval()

@@ -1,0 +1,112 @@
+"""Inference: a predictor that turns numpy sketches into numpy photos, driven by checkpoint metadata."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from colorstream import imageops
+from model import checkpoint
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "default.pt"
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    """cuda, then mps, then cpu for "auto"; an explicit device that is absent is an error."""
+    if requested not in DEVICES:
+        raise ValueError(f"unknown device {requested!r}; expected one of {', '.join(DEVICES)}")
+    cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
+    if requested == "auto":
+        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
+    if (requested == "cuda" and not cuda) or (requested == "mps" and not mps):
+        raise ValueError(f"device {requested!r} was asked for but is not available here")
+    return torch.device(requested)
+
+
+class Predictor:
+    """A loaded model plus the preprocessing its metadata prescribes."""
+
+    def __init__(self, net: torch.nn.Module, metadata: dict[str, Any], device: torch.device):
+        self.net = net.to(device).eval()
+        self.metadata = metadata
+        self.device = device
+        self.resolution = int(metadata["resolution"])
+        self.input_kind = metadata["input_kind"]
+        self.sketch_params = dict(metadata["sketch_params"])
+        self.normalize = bool(metadata["normalize_sketch"])
+        self.crop_margin = float(metadata["crop_margin"])
+
+    def sketchify(self, image: np.ndarray) -> np.ndarray:
+        """The sketch this model was trained on, made from a face photo or grayscale face crop.
+
+        Stroke sizes in the metadata are in pixels at the model's resolution,
+        so they are scaled to the image's size: a face sketches alike at any size.
+        """
+        scale = max(image.shape[:2]) / self.resolution
+        params = {name: value * scale for name, value in self.sketch_params.items()}
+        return imageops.make_sketch(image, self.input_kind, **params)
+
+    @torch.inference_mode()
+    def predict_prepared(self, sketches: np.ndarray, batch_size: int = 32) -> np.ndarray:
+        """(B, N, N) uint8 model inputs -> (B, N, N, 3) uint8 BGR photos."""
+        outputs = []
+        for start in range(0, len(sketches), batch_size):
+            chunk = torch.from_numpy(np.ascontiguousarray(sketches[start:start + batch_size]))
+            x = chunk.to(self.device, torch.float32).unsqueeze(1) / 255.0  # (b, 1, N, N)
+            rgb = self.net(x).clamp(0.0, 1.0)  # (b, 3, N, N)
+            bgr = (rgb.flip(1) * 255.0 + 0.5).to(torch.uint8).permute(0, 2, 3, 1)  # (b, N, N, 3)
+            outputs.append(bgr.cpu().numpy())
+        return np.concatenate(outputs) if outputs else np.zeros((0, self.resolution, self.resolution, 3), np.uint8)
+
+    def predict(self, sketches: Sequence[np.ndarray], batch_size: int = 32) -> list[np.ndarray]:
+        """Sketches of any size (gray or colour) -> BGR photos, each the size of its sketch."""
+        prepared = np.stack([imageops.prepare_sketch(s, self.resolution, self.normalize) for s in sketches]) \
+            if len(sketches) else np.zeros((0, self.resolution, self.resolution), np.uint8)
+        photos = self.predict_prepared(prepared, batch_size)
+        return [cv2.resize(photo, (s.shape[1], s.shape[0]), interpolation=cv2.INTER_CUBIC)
+                if s.shape[:2] != photo.shape[:2] else photo for s, photo in zip(sketches, photos)]
+
+    def invert(self, sketches: Sequence[np.ndarray], batch_size: int = 32) -> list[np.ndarray]:
+        """Whole sketches of any size and framing -> photos of the same size.
+
+        Each sketch is inverted twice in one batch: framed as a whole (padded to
+        a square) for the background, and cropped around its face the way
+        training crops faces, pasted back with a feathered edge. A sketch with
+        no face found gets the whole-frame result alone.
+        """
+        squares, faces, views = [], [], []
+        for sketch in sketches:
+            gray = imageops.to_gray(sketch)
+            paper = int(np.percentile(gray, 90))  # pad with paper, not replicated strokes
+            height, width = sketch.shape[:2]
+            side = max(height, width)
+            square = imageops.Box((width - side) / 2.0, (height - side) / 2.0, side, side)
+            face = imageops.find_sketch_face(sketch)
+            squares.append(square)
+            faces.append(imageops.square_box(face, self.crop_margin) if face else None)
+            views.append(imageops.crop_square(gray, square, self.resolution, fill=paper))
+            if face:
+                views.append(imageops.crop_square(gray, faces[-1], self.resolution, fill=paper))
+        photos = iter(self.predict(views, batch_size))
+        results = []
+        for sketch, square, face in zip(sketches, squares, faces):
+            height, width = sketch.shape[:2]
+            canvas = np.zeros((height, width, 3), np.uint8)
+            canvas = imageops.paste_square(canvas, next(photos), square, feather=0.0)
+            if face is not None:
+                canvas = imageops.paste_square(canvas, next(photos), face)
+            results.append(canvas)
+        return results
+
+
+def load(path: str | Path | None = None, device: str = "auto") -> Predictor:
+    """A predictor for a checkpoint file, by default the model shipped in this package."""
+    path = Path(path) if path is not None else DEFAULT_CHECKPOINT
+    payload = checkpoint.read(path)
+    net = checkpoint.build_from(payload, str(path))
+    return Predictor(net, payload["metadata"], pick_device(device))

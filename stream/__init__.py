@@ -1,0 +1,1 @@
+"""Frames, threads and I/O for the video pipeline."""

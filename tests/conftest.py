@@ -1,0 +1,37 @@
+"""Shared fixtures: small images and checkpoints made inside the tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+
+
+@pytest.fixture(scope="session")
+def portrait() -> np.ndarray:
+    """The public-domain astronaut portrait from samples/, BGR 256x256."""
+    image = cv2.imread(str(SAMPLES / "astronaut.jpg"))
+    assert image is not None
+    return image
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path: Path) -> Path:
+    """An untrained but well-formed checkpoint of a very small network."""
+    from model import checkpoint
+    from model.net import ModelConfig, build
+
+    config = ModelConfig(base_channels=4, levels=2, res_blocks=1)
+    path = tmp_path / "tiny.pt"
+    checkpoint.save(path, build(config), tiny_metadata(config))
+    return path
+
+
+def tiny_metadata(config) -> dict:
+    return {"model": config.to_dict(), "input_kind": "pencil", "sketch_params": {"blur_sigma": 1.0},
+            "normalize_sketch": True, "resolution": 32, "crop_margin": 1.4, "color_space": "rgb",
+            "training": {"data_fingerprint": {"faces": "test"}, "command": "test"}, "metrics": {}}

@@ -1,0 +1,104 @@
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import tiny_metadata
+from model import checkpoint
+from model.inference import load, pick_device
+from model.net import ModelConfig, build, count_parameters
+
+
+def test_round_trip_keeps_weights_and_metadata(tiny_checkpoint):
+    payload = checkpoint.read(tiny_checkpoint)
+    assert payload["format_version"] == checkpoint.FORMAT_VERSION
+    assert payload["metadata"]["resolution"] == 32
+    net = checkpoint.build_from(payload)
+    assert not net.training
+    again = checkpoint.build_from(checkpoint.read(tiny_checkpoint))
+    x = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(net(x), again(x))
+
+
+def test_predictor_follows_metadata(tiny_checkpoint):
+    predictor = load(tiny_checkpoint, device="cpu")
+    assert predictor.resolution == 32 and predictor.input_kind == "pencil"
+    sketches = [np.full((50, 70), 255, np.uint8), np.full((33, 33, 3), 200, np.uint8)]
+    photos = predictor.predict(sketches)
+    assert [p.shape for p in photos] == [(50, 70, 3), (33, 33, 3)]
+    assert all(p.dtype == np.uint8 for p in photos)
+    assert predictor.predict_prepared(np.zeros((5, 32, 32), np.uint8), batch_size=2).shape == (5, 32, 32, 3)
+
+
+def _write(path, payload):
+    torch.save(payload, path)
+    return path
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda p: p.update(format="something-else"), "not a colorstream checkpoint"),
+    (lambda p: p.update(format_version=99), "newer than this colorstream understands"),
+    (lambda p: p["metadata"].pop("resolution"), "lacks resolution"),
+    (lambda p: p["metadata"].update(input_kind="charcoal"), "unknown input kind"),
+    (lambda p: p["metadata"].update(color_space="cmyk"), "unknown colour space"),
+    (lambda p: p["metadata"].update(resolution=30), "not a multiple of 4"),
+    (lambda p: p["metadata"]["model"].update(arch="transformer"), "bad model config"),
+    (lambda p: p.pop("state_dict"), "lacks its metadata or weights"),
+])
+def test_bad_checkpoints_are_rejected_with_one_line(tiny_checkpoint, tmp_path, mutate, message):
+    payload = torch.load(tiny_checkpoint, weights_only=True)
+    mutate(payload)
+    path = _write(tmp_path / "bad.pt", payload)
+    with pytest.raises(checkpoint.CheckpointError, match=message) as caught:
+        checkpoint.read(path)
+    assert "\n" not in str(caught.value)
+
+
+def test_weights_that_do_not_fit_the_architecture_are_rejected(tiny_checkpoint, tmp_path):
+    payload = torch.load(tiny_checkpoint, weights_only=True)
+    payload["metadata"]["model"]["base_channels"] = 8
+    path = _write(tmp_path / "mismatch.pt", payload)
+    with pytest.raises(checkpoint.CheckpointError, match="do not match the architecture"):
+        load(path, device="cpu")
+
+
+def test_missing_corrupt_and_code_carrying_files_are_rejected(tmp_path):
+    with pytest.raises(checkpoint.CheckpointError, match="not found"):
+        checkpoint.read(tmp_path / "absent.pt")
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(checkpoint.CheckpointError, match="not a readable checkpoint"):
+        checkpoint.read(junk)
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps({"format": checkpoint.FORMAT, "payload": ModelConfig()}))
+    with pytest.raises(checkpoint.CheckpointError, match="not a readable checkpoint"):
+        checkpoint.read(evil)
+
+
+def test_save_is_atomic_and_validates(tmp_path):
+    config = ModelConfig(base_channels=4, levels=2, res_blocks=1)
+    metadata = tiny_metadata(config)
+    del metadata["metrics"]
+    with pytest.raises(checkpoint.CheckpointError):
+        checkpoint.save(tmp_path / "x.pt", build(config), metadata)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_paper_and_unet_architectures_keep_shape():
+    for config in (ModelConfig(arch="paper", base_channels=8), ModelConfig(base_channels=4, levels=3)):
+        net = build(config).eval()
+        assert count_parameters(net) > 0
+        with torch.no_grad():
+            assert net(torch.rand(2, 1, 48, 48)).shape == (2, 3, 48, 48)
+
+
+def test_device_choice():
+    assert pick_device("cpu").type == "cpu"
+    assert pick_device("auto").type in ("cuda", "mps", "cpu")
+    with pytest.raises(ValueError):
+        pick_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="not available"):
+            pick_device("cuda")

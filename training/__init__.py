@@ -1,0 +1,1 @@
+"""Training data, losses, the training loop and evaluation protocols."""

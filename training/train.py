@@ -1,0 +1,205 @@
+"""The training loop: flat, resumable, with a progress bar, a metrics log and sample PNGs."""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from model import checkpoint
+from model.inference import Predictor, pick_device
+from model.net import ModelConfig, build, count_parameters
+from training import data
+from training.evaluate import evaluate_faces, sample_grid
+from training.losses import LOSSES, loss_fn
+
+SCHEDULES = ("halving", "cosine")
+
+
+@dataclass
+class TrainConfig:
+    faces: str  # folder of face photos
+    out: str = "runs/model.pt"
+    pairs: str | None = None  # folder of real sketch/photo pairs (pairs.csv, photos/, sketches/)
+    real_fraction: float = 0.2  # share of samples drawn from real pairs when given
+    model: ModelConfig = field(default_factory=ModelConfig)
+    augment: data.AugmentConfig = field(default_factory=data.AugmentConfig)
+    resolution: int = 96
+    crop_margin: float = 1.4  # face square side / Haar box side
+    input_kind: str = "pencil"  # the sketch op inference applies to photos and frames
+    pencil_sigma: float = 3.0  # that op's blur, in pixels at `resolution`
+    normalize_sketch: bool = True
+    batch_size: int = 32
+    steps: int = 3000
+    lr: float = 1e-3
+    schedule: str = "halving"  # the paper's: halve the rate every half epoch
+    loss: str = "mse"  # the paper's
+    eval_every: int = 250
+    eval_images: int = 200
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None
+    cache_dir: str = ".cache"
+    limit: int | None = None  # use only the first N photos (tests, quick trials)
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; expected one of {', '.join(LOSSES)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; expected one of {', '.join(SCHEDULES)}")
+        if self.resolution % self.model.size_multiple:
+            raise ValueError(f"resolution must be a multiple of {self.model.size_multiple}")
+
+
+def learning_rate(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
+    if config.schedule == "halving":
+        return config.lr * 0.5 ** (step // max(1, steps_per_epoch // 2))
+    return config.lr * 0.5 * (1.0 + math.cos(math.pi * step / config.steps))
+
+
+def to_tensors(sketches: np.ndarray, photos: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.from_numpy(sketches).to(device, torch.float32).unsqueeze(1) / 255.0  # (B, 1, N, N)
+    rgb = np.ascontiguousarray(photos[..., ::-1])  # BGR -> RGB
+    y = torch.from_numpy(rgb).to(device, torch.float32).permute(0, 3, 1, 2) / 255.0  # (B, 3, N, N)
+    return x, y
+
+
+def plot_curves(log: list[dict], path: Path, width: int = 640, height: int = 360) -> None:
+    """Training loss and validation PSNR over steps, drawn with OpenCV."""
+    canvas = np.full((height, width, 3), 255, np.uint8)
+    pad = 40
+    series = [("loss", (200, 80, 0), [(r["step"], r["loss"]) for r in log if "loss" in r]),
+              ("val psnr", (0, 0, 200), [(r["step"], r["val_psnr"]) for r in log if "val_psnr" in r])]
+    last_step = max([r["step"] for r in log] + [1])
+    for row, (name, colour, points) in enumerate(series):
+        cv2.putText(canvas, name, (pad + 150 * row, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
+        if len(points) < 2:
+            continue
+        values = np.array([v for _, v in points], np.float64)
+        low, high = values.min(), values.max() + 1e-9
+        xy = np.array([[pad + (width - 2 * pad) * s / last_step,
+                        height - pad - (height - 2 * pad) * (v - low) / (high - low)] for s, v in points], np.int32)
+        cv2.polylines(canvas, [xy], False, colour, 1, cv2.LINE_AA)
+        cv2.putText(canvas, f"{high:.4g}", (5 + 300 * row, pad), cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1)
+        cv2.putText(canvas, f"{low:.4g}", (5 + 300 * row, height - pad), cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1)
+    cv2.rectangle(canvas, (pad, pad), (width - pad, height - pad), (160, 160, 160), 1)
+    cv2.putText(canvas, f"step {last_step}", (width - 120, height - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
+    cv2.imwrite(str(path), canvas)
+
+
+def train(config: TrainConfig, resume: bool = False, command: str | None = None) -> dict:
+    """Train a model, writing `config.out` (final), `<out>.resume.pt` (periodic) and `<out stem>_logs/`."""
+    torch.manual_seed(config.seed)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = pick_device(config.device)
+    out = Path(config.out)
+    resume_path = out.with_name(out.stem + ".resume.pt")
+    log_dir = out.with_name(out.stem + "_logs")
+    log_dir.mkdir(parents=True, exist_ok=True)
+
+    faces = data.load_faces(Path(config.faces), config.crop_margin, Path(config.cache_dir), limit=config.limit)
+    real, fingerprints = None, {"faces": faces.fingerprint}
+    if config.pairs:
+        real_pairs = data.load_sketch_pairs(Path(config.pairs))["train"]
+        real = data.crop_pairs(real_pairs, config.crop_margin)
+        fingerprints["pairs_train"] = data.fingerprint([Path(config.pairs) / "sketches" / f"{p.stem}.jpg"
+                                                        for p in real_pairs])
+    train_crops, val_crops = faces.crops["train"], faces.crops["val"][:config.eval_images]
+    if not len(train_crops) or not len(val_crops):
+        raise ValueError(f"too few faces in {config.faces} for a train and a val split "
+                         f"({len(train_crops)} train, {len(val_crops)} val)")
+    steps_per_epoch = max(1, len(train_crops) // config.batch_size)
+
+    net = build(config.model).to(device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
+    metadata = {
+        "model": config.model.to_dict(),
+        "input_kind": config.input_kind,
+        "sketch_params": {"blur_sigma": config.pencil_sigma} if config.input_kind == "pencil" else {},
+        "normalize_sketch": config.normalize_sketch,
+        "resolution": config.resolution,
+        "crop_margin": config.crop_margin,
+        "color_space": "rgb",
+        "training": {"data_fingerprint": fingerprints, "command": command or "", "config": _plain(asdict(config)),
+                     "faces_used": {split: len(c) for split, c in faces.crops.items()},
+                     "faces_without_detection": faces.n_no_face, "real_pairs": 0 if real is None else len(real[0]),
+                     "parameters": count_parameters(net), "device": str(device), "seconds": 0.0, "steps": 0},
+        "metrics": {},
+    }
+    log: list[dict] = []
+    start_step, elapsed_before = 0, 0.0
+    if resume and resume_path.exists():
+        payload = checkpoint.read(resume_path)
+        net.load_state_dict(payload["state_dict"])
+        optimizer.load_state_dict(payload["resume"]["optimizer"])
+        start_step, log = payload["resume"]["step"], payload["resume"]["log"]
+        elapsed_before = payload["metadata"]["training"]["seconds"]
+    # a sampler seeded by (seed, step) continues deterministically after a resume
+    sampler = data.PairSampler(train_crops, config.resolution, config.normalize_sketch, config.augment,
+                               [config.seed, start_step], real, config.real_fraction if real else 0.0)
+
+    def snapshot(step: int, seconds: float, final: bool) -> None:
+        metadata["training"].update(steps=step, seconds=round(seconds, 1))
+        predictor = Predictor(net, metadata, device)
+        val = evaluate_faces(predictor, val_crops)
+        net.train()
+        metadata["metrics"] = {"val_" + k: v for k, v in val.items()}
+        log.append({"step": step, **metadata["metrics"]})
+        with open(log_dir / "metrics.jsonl", "w") as handle:
+            handle.writelines(json.dumps(row) + "\n" for row in log)
+        plot_curves(log, log_dir / "curves.png")
+        sample_grid(predictor, val_crops, log_dir / "samples.png")
+        net.train()
+        state = {"optimizer": optimizer.state_dict(), "step": step, "log": log}
+        checkpoint.save(resume_path, net, metadata, resume=state)
+        if final:
+            checkpoint.save(out, net, metadata)
+
+    net.train()
+    started = time.time()
+    progress = tqdm(range(start_step, config.steps), initial=start_step, total=config.steps, unit="step",
+                    dynamic_ncols=True, mininterval=1.0 if sys.stderr.isatty() else 30.0)
+    for step in progress:
+        rate = learning_rate(config, step, steps_per_epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = rate
+        x, y = to_tensors(*sampler.batch(config.batch_size), device)
+        loss = loss_fn(config.loss, net(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_value = loss.item()
+        log.append({"step": step + 1, "loss": loss_value, "lr": rate})
+        seconds = time.time() - started
+        images_per_second = (step + 1 - start_step) * config.batch_size / seconds
+        progress.set_postfix(loss=f"{loss_value:.4f}", img_s=f"{images_per_second:.1f}", refresh=False)
+        if (step + 1) % config.eval_every == 0 and step + 1 < config.steps:
+            snapshot(step + 1, elapsed_before + seconds, final=False)
+            progress.write(f"step {step + 1}: val PSNR {metadata['metrics']['val_psnr']:.2f} dB, "
+                           f"SSIM {metadata['metrics']['val_ssim']:.4f}")
+    progress.close()
+    snapshot(config.steps, elapsed_before + time.time() - started, final=True)
+    return metadata
+
+
+def _plain(value):
+    """Config dicts as plain JSON-able data, fit for a weights_only checkpoint."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def command_line() -> str:
+    return " ".join(shlex.quote(a) for a in ["colorstream"] + sys.argv[1:])
