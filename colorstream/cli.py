@@ -23,19 +23,26 @@ class UserError(Exception):
     """A failure caused by the user's input; reported as one line."""
 
 
-def write_image_atomic(path: Path, image: np.ndarray) -> None:
-    """Encode to a temporary file beside `path`, then rename: no half-written file under the final name."""
-    ok, encoded = cv2.imencode(path.suffix or ".png", image)
-    if not ok:
-        raise UserError(f"{path}: could not encode image")
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside `path`, then rename: no half-written file under the final name."""
     handle, partial = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".partial", dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as stream:
-            stream.write(encoded.tobytes())
+            stream.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(partial, 0o666 & ~umask)  # mkstemp makes files private; outputs get the usual mode
         os.replace(partial, path)
     except BaseException:
         Path(partial).unlink(missing_ok=True)
         raise
+
+
+def write_image_atomic(path: Path, image: np.ndarray) -> None:
+    ok, encoded = cv2.imencode(path.suffix or ".png", image)
+    if not ok:
+        raise UserError(f"{path}: could not encode image")
+    write_bytes_atomic(path, encoded.tobytes())
 
 
 def ensure_output_dir(folder: Path) -> None:
@@ -139,6 +146,127 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def stream_options(args: argparse.Namespace):
+    from stream.jobs import Options
+
+    return Options(smoothing=args.smoothing, window=args.window, detect_every=args.detect_every,
+                   min_face=args.min_face, reach=args.reach, codec=args.codec, crf=args.crf, preset=args.preset)
+
+
+def colorize_targets(inputs: list[Path], output_arg: str) -> list[tuple[Path, Path]]:
+    """Where each input goes: with several inputs, an existing directory or a trailing slash, OUTPUT is a directory."""
+    from stream.jobs import IMAGE_SUFFIXES
+
+    output = Path(output_arg)
+    as_directory = len(inputs) > 1 or output.is_dir() or output_arg.endswith(os.sep)
+    if not as_directory:
+        if output.suffix.lower() == "":
+            raise UserError(f"{output}: give the output file an extension (.mp4, .mkv, .png, ...)")
+        return [(inputs[0], output)]
+    ensure_output_dir(output)
+    pairs, taken = [], {}
+    for source in inputs:
+        suffix = source.suffix.lower()
+        keep = suffix in IMAGE_SUFFIXES or suffix in (".mp4", ".mov", ".mkv", ".avi", ".m4v")
+        target = output / (source.stem + (suffix if keep else ".mkv"))
+        if target in taken:
+            raise UserError(f"{source}: output {target.name} is already taken by {taken[target]}")
+        taken[target] = source
+        pairs.append((source, target))
+    return pairs
+
+
+def cmd_colorize(args: argparse.Namespace) -> int:
+    from model.inference import load
+    from stream.jobs import IMAGE_SUFFIXES, colorize_image, colorize_video
+    from stream.video_io import MediaError
+
+    inputs = [Path(name) for name in args.inputs]
+    pairs = colorize_targets(inputs, args.output)
+    if len(pairs) == 1 and not pairs[0][1].parent.exists():
+        ensure_output_dir(pairs[0][1].parent)
+    predictor = load(args.model, args.device)
+    options = stream_options(args)
+    reports, failures = [], []
+    for source, target in pairs:
+        try:
+            if source.suffix.lower() in IMAGE_SUFFIXES:
+                report = colorize_image(source, target, predictor, options)
+            else:
+                report = colorize_video(source, target, predictor, options, progress=not args.quiet)
+        except MediaError as error:
+            failures.append(str(error))
+            print(f"colorstream colorize: {error}", file=sys.stderr)
+            continue
+        reports.append(report)
+        print(summary_line(report, target))
+        if report.get("bad_packets"):
+            print(f"colorstream colorize: warning: {source}: {report['bad_packets']} damaged packets skipped",
+                  file=sys.stderr)
+    if args.stats_json:
+        write_json(Path(args.stats_json), {"files": reports, "failures": failures})
+    if failures:
+        return EXIT_PARTIAL if reports else EXIT_FAILED
+    return 0
+
+
+def summary_line(report: dict, target: Path) -> str:
+    if "ms_per_frame" not in report:
+        return f"{target}: {report['frames']} image, {report['frames_with_faces']} with faces"
+    stages = ", ".join(f"{name} {ms:.1f}" for name, ms in report["ms_per_frame"].items())
+    return (f"{target}: {report['frames']} frames ({report['frames_with_faces']} with faces) at {report['fps']} fps; "
+            f"ms/frame: {stages}")
+
+
+def write_json(path: Path, data: dict) -> None:
+    try:
+        write_bytes_atomic(path, (json.dumps(data, indent=2) + "\n").encode())
+    except OSError as error:
+        raise UserError(f"{path}: cannot write ({error.strerror})") from None
+
+
+def cmd_live(args: argparse.Namespace) -> int:
+    from model.inference import load
+    from stream.jobs import CameraSource, paced, run_live
+    from stream.video_io import VideoReader
+
+    predictor = load(args.model, args.device)
+    if args.source:
+        reader = VideoReader(Path(args.source))
+        frames, rate, close = reader.frames(), reader.rate, reader.close
+        if args.realtime:
+            frames = paced(frames)
+    else:
+        camera = CameraSource(args.camera)
+        frames, rate, close = camera.frames(), camera.rate, camera.close
+    try:
+        report = run_live(frames, rate, predictor, stream_options(args), window=not args.no_window,
+                          record=Path(args.record) if args.record else None)
+    finally:
+        close()
+    latency = report.get("latency_ms", {})
+    print(f"{report['frames']} frames rendered at {report['fps']} fps, dropped {report['dropped']}, "
+          f"latency p50 {latency.get('p50', 'n/a')} ms, p95 {latency.get('p95', 'n/a')} ms")
+    if args.stats_json:
+        write_json(Path(args.stats_json), report)
+    return 0
+
+
+def add_stream_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", metavar="CKPT", help="checkpoint (default: the bundled model)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="where the model runs")
+    p.add_argument("--smoothing", default="mean", choices=["none", "mean", "ema"],
+                   help="temporal smoothing of face colour (default: mean, the paper's)")
+    p.add_argument("--window", type=int, default=5, help="frames the smoothing averages over")
+    p.add_argument("--detect-every", type=int, default=3, help="run face detection every k-th frame")
+    p.add_argument("--min-face", type=int, default=40, help="smallest face side in pixels")
+    p.add_argument("--reach", type=float, default=1.0, help="colour patch size relative to the model's face crop")
+    p.add_argument("--codec", default="libx264")
+    p.add_argument("--crf", type=int, default=18)
+    p.add_argument("--preset", default="veryfast", help="encoder preset (libx264/libx265)")
+    p.add_argument("--stats-json", metavar="PATH", help="write the run's statistics as JSON")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="colorstream", description="Colorize grayscale face video and "
                                      "turn face sketches into photos.")
@@ -188,16 +316,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--record", action="store_true", help="store the results in the checkpoint's metadata")
     p.add_argument("--device", **device)
     p.set_defaults(run=cmd_evaluate)
+
+    p = commands.add_parser("colorize", help="colorize grayscale face videos or images, file to file")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="video (any FFmpeg format) or image files")
+    p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
+                   help="output file, or a directory when several inputs are given")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_stream_arguments(p)
+    p.set_defaults(run=cmd_colorize)
+
+    p = commands.add_parser("live", help="colorize a camera (or a file standing in for one) live")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--camera", type=int, default=0, metavar="INDEX", help="camera index (default 0)")
+    source.add_argument("--source", metavar="PATH", help="a video file instead of a camera")
+    p.add_argument("--realtime", action="store_true", help="pace --source at its own frame rate")
+    p.add_argument("--record", metavar="OUT.mp4", help="also record the colorized stream")
+    p.add_argument("--no-window", action="store_true", help="no window; for headless runs and measurements")
+    add_stream_arguments(p)
+    p.set_defaults(run=cmd_live)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from model.checkpoint import CheckpointError
+    from stream.pipeline import PipelineError
 
     try:
         return args.run(args)
-    except (UserError, CheckpointError, ValueError) as error:
+    except (UserError, CheckpointError, ValueError, PipelineError) as error:
         print(f"colorstream {args.command}: {error}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:

@@ -24,6 +24,7 @@ from colorstream import imageops
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 CACHE_ROOM = 1.5  # cached crops cover 1.5x the face square, for augmentation
 CACHE_SIZE = 144  # pixels per side of a cached crop
+CACHE_VERSION = 2  # bump when face detection or cropping changes, so stale caches are not reused
 SPLITS = ("train", "val", "test")
 
 
@@ -85,7 +86,7 @@ def load_faces(folder: Path, margin: float, cache_dir: Path | None = None, worke
     if not paths:
         raise ValueError(f"no images found in {folder}")
     print_id = fingerprint(paths)
-    cache = Path(cache_dir) / f"faces-{print_id}-m{margin:g}-s{CACHE_SIZE}.npz" if cache_dir else None
+    cache = Path(cache_dir) / f"faces-v{CACHE_VERSION}-{print_id}-m{margin:g}-s{CACHE_SIZE}.npz" if cache_dir else None
     if cache and cache.exists():
         stored = np.load(cache)
         crops = {split: stored[split] for split in SPLITS}

@@ -1,0 +1,240 @@
+"""The two jobs built from the pipeline: file to file (`colorize`) and camera to window (`live`)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from contextlib import closing
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from model.inference import Predictor
+from stream.frames import Frame
+from stream.pipeline import Pipeline, Stage
+from stream.stages import Composite, Detect, Infer, Sketchify, Smooth
+from stream.tracking import FaceTracker
+from stream.video_io import MediaError, VideoReader, VideoWriter
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+@dataclass
+class Options:
+    smoothing: str = "mean"
+    window: int = 5
+    detect_every: int = 3
+    min_face: int = 40
+    reach: float = 1.0  # the colour patch's side relative to the model's crop
+    batch_frames: int = 8  # frames per inference batch in file mode
+    codec: str = "libx264"
+    crf: int = 18
+    preset: str = "veryfast"
+
+
+def build_stages(predictor: Predictor, options: Options, live: bool) -> list[Stage]:
+    tracker = FaceTracker(detect_every=options.detect_every, min_face=options.min_face)
+    return [
+        Stage("detect", Detect(tracker, predictor.crop_margin, options.reach)),
+        Stage("sketchify", Sketchify(predictor)),
+        Stage("inference", Infer(predictor), batch=1 if live else options.batch_frames),
+        Stage("smoothing", Smooth(options.smoothing, options.window)),
+        Stage("composite", Composite()),
+    ]
+
+
+def stage_report(pipeline: Pipeline, frames: int, seconds: float) -> dict:
+    per_frame = {name: round(1000.0 * spent / max(frames, 1), 2) for name, spent in pipeline.seconds.items()}
+    return {"frames": frames, "seconds": round(seconds, 3), "fps": round(frames / seconds, 2) if seconds else 0.0,
+            "ms_per_frame": per_frame, "dropped": pipeline.dropped}
+
+
+def colorize_image(source: Path, target: Path, predictor: Predictor, options: Options) -> dict:
+    image = cv2.imread(str(source), cv2.IMREAD_COLOR)
+    if image is None:
+        raise MediaError(f"{source}: not a readable image")
+    frames = [Frame(0, image)]
+    for stage in build_stages(predictor, options, live=False):
+        frames = stage.process(frames)
+    ok, encoded = cv2.imencode(target.suffix, frames[0].output)
+    if not ok:
+        raise MediaError(f"{target}: cannot encode as {target.suffix}")
+    partial = target.with_name(f".{target.stem}.partial{target.suffix}")
+    try:
+        partial.write_bytes(encoded.tobytes())
+        os.replace(partial, target)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise MediaError(f"{target}: cannot write ({error.strerror})") from None
+    return {"frames": 1, "frames_with_faces": int(bool(frames[0].faces))}
+
+
+def colorize_video(source: Path, target: Path, predictor: Predictor, options: Options,
+                   progress: bool = True) -> dict:
+    """Every frame of `source`, colorized, into `target` with its timestamps, rotation and audio."""
+    reader = VideoReader(source)
+    writer = None
+    try:
+        frames = reader.frames()
+        first = next(frames, None)  # decoding one frame tells the rotation and proves the stream decodes
+        if first is None:
+            raise MediaError(f"{source}: no decodable video frames")
+        writer = VideoWriter(target, reader.width, reader.height, reader.rate, reader.time_base, options.codec,
+                             options.crf, options.preset, reader.rotation, source if reader.has_audio else None)
+        pipeline = Pipeline(_chain(first, frames), build_stages(predictor, options, live=False), leaky=False,
+                            queue_size=options.batch_frames * 2, source_name="decode")
+        count = with_faces = 0
+        started = time.perf_counter()
+        bar = tqdm(total=reader.frame_count, unit="frame", desc=source.name, disable=not progress,
+                   dynamic_ncols=True, leave=False)
+        with closing(pipeline.run()) as results, bar:
+            for frame in results:
+                encode_started = time.perf_counter()
+                writer.write(frame.output, frame.pts)
+                pipeline.seconds["encode"] = pipeline.seconds.get("encode", 0.0) + time.perf_counter() - encode_started
+                count += 1
+                with_faces += bool(frame.faces)
+                bar.update()
+        writer.close()
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    finally:
+        reader.close()
+    report = stage_report(pipeline, count, time.perf_counter() - started)
+    report.update(frames_with_faces=with_faces, bad_packets=reader.bad_packets, input=str(source), output=str(target))
+    return report
+
+
+def _chain(first: Frame, rest: Iterator[Frame]) -> Iterator[Frame]:
+    yield first
+    yield from rest
+
+
+class CameraSource:
+    """Frames from `cv2.VideoCapture(index)` with a one-frame buffer, so what we read is fresh."""
+
+    def __init__(self, index: int):
+        self.index = index
+        self.capture = cv2.VideoCapture(index)
+        if not self.capture.isOpened():
+            raise MediaError(f"camera {index} could not be opened")
+        self.capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+        self.rate = Fraction(self.capture.get(cv2.CAP_PROP_FPS) or 30).limit_denominator(1001)
+
+    def frames(self) -> Iterator[Frame]:
+        started = time.perf_counter()
+        index = 0
+        while True:
+            ok, image = self.capture.read()
+            if not ok:
+                return
+            now = time.perf_counter()
+            yield Frame(index, image, int((now - started) * 1000), Fraction(1, 1000), now)
+            index += 1
+
+    def close(self) -> None:
+        self.capture.release()
+
+
+def paced(frames: Iterable[Frame]) -> Iterator[Frame]:
+    """Release frames at their own timestamps, so a file behaves like a camera (`--realtime`)."""
+    origin = None
+    for frame in frames:
+        if origin is None:
+            origin = (time.perf_counter(), frame.seconds)
+        delay = origin[0] + frame.seconds - origin[1] - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        frame.captured = time.perf_counter()
+        yield frame
+
+
+class LatestIndex:
+    """Remembers the newest captured frame index, so rendering can skip stale frames."""
+
+    def __init__(self, frames: Iterable[Frame]):
+        self.frames, self.value = frames, -1
+
+    def __iter__(self) -> Iterator[Frame]:
+        for frame in self.frames:
+            self.value = frame.index
+            yield frame
+
+
+def open_window(name: str) -> None:
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise MediaError("cannot open a window: no display found (use --no-window)")
+    try:
+        cv2.namedWindow(name, cv2.WINDOW_NORMAL)
+    except cv2.error as error:
+        raise MediaError(f"cannot open a window ({str(error).strip()[:80]}); use --no-window") from None
+
+
+def overlay(image: np.ndarray, lines: list[str]) -> None:
+    for row, text in enumerate(lines):
+        y = 22 + 22 * row
+        cv2.putText(image, text, (10, y), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(image, text, (10, y), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
+
+
+def run_live(frames: Iterable[Frame], rate: Fraction, predictor: Predictor, options: Options, window: bool,
+             record: Path | None = None, snapshot_dir: Path = Path(".")) -> dict:
+    """Colorize frames as they come, dropping stale ones; show and/or record them."""
+    window_name = "colorstream: original | colorized"
+    if window:
+        open_window(window_name)
+    latest = LatestIndex(frames)
+    pipeline = Pipeline(latest, build_stages(predictor, options, live=True), leaky=True, queue_size=1)
+    writer = None
+    latencies: list[float] = []
+    stale = snapshots = 0
+    started = time.perf_counter()
+    try:
+        with closing(pipeline.run()) as results:
+            for frame in results:
+                if latest.value - frame.index > 2:  # never show a frame more than 2 frames old
+                    stale += 1
+                    continue
+                if record is not None and writer is None:
+                    height, width = frame.output.shape[:2]
+                    writer = VideoWriter(record, width, height, rate, Fraction(1, 1000), options.codec, options.crf,
+                                         options.preset)
+                if writer is not None:
+                    writer.write(frame.output, int(round((frame.captured - started) * 1000)))
+                latencies.append((time.perf_counter() - frame.captured) * 1000.0)
+                if window:
+                    elapsed = time.perf_counter() - started
+                    view = np.hstack([frame.image, frame.output])
+                    overlay(view, [f"{len(latencies) / elapsed:.1f} fps", f"latency {latencies[-1]:.0f} ms",
+                                   f"dropped {pipeline.dropped + stale}"])
+                    cv2.imshow(window_name, view)
+                    key = cv2.waitKey(1) & 0xFF
+                    if key in (ord("q"), 27):
+                        break
+                    if key == ord("s"):
+                        snapshots += 1
+                        cv2.imwrite(str(snapshot_dir / f"colorstream_snapshot_{snapshots:03d}.png"), view)
+        if writer is not None:
+            writer.close()
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    finally:
+        if window:
+            cv2.destroyAllWindows()
+    report = stage_report(pipeline, len(latencies), time.perf_counter() - started)
+    report["dropped"] = pipeline.dropped + stale
+    if latencies:
+        report["latency_ms"] = {"p50": round(float(np.percentile(latencies, 50)), 1),
+                                "p95": round(float(np.percentile(latencies, 95)), 1),
+                                "max": round(float(np.max(latencies)), 1)}
+    return report

@@ -1,0 +1,123 @@
+"""Face tracks across frames: Haar detections every k-th frame, One Euro filtered boxes, scene cuts."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from colorstream import imageops
+
+
+class OneEuroFilter:
+    """Casiez, Roussel and Vogel 2012: a low-pass filter whose cutoff rises with speed.
+
+    Still boxes are smoothed hard (no jitter); moving boxes follow with little lag.
+    """
+
+    def __init__(self, min_cutoff: float = 0.5, beta: float = 0.01, d_cutoff: float = 1.0):
+        self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff
+        self.value: np.ndarray | None = None
+        self.speed: np.ndarray | None = None
+        self.time: float | None = None
+
+    @staticmethod
+    def _alpha(cutoff, dt: float):
+        tau = 1.0 / (2.0 * math.pi * cutoff)
+        return 1.0 / (1.0 + tau / dt)
+
+    def __call__(self, x: np.ndarray, t: float) -> np.ndarray:
+        x = np.asarray(x, np.float64)
+        if self.value is None:
+            self.value, self.speed, self.time = x, np.zeros_like(x), t
+            return x
+        dt = t - self.time if t > self.time else 1.0 / 30.0  # repeated or missing timestamps
+        a_d = self._alpha(self.d_cutoff, dt)
+        self.speed = a_d * (x - self.value) / dt + (1.0 - a_d) * self.speed
+        a = self._alpha(self.min_cutoff + self.beta * np.abs(self.speed), dt)
+        self.value = a * x + (1.0 - a) * self.value
+        self.time += dt
+        return self.value
+
+
+def iou(a: imageops.Box, b: imageops.Box) -> float:
+    w = min(a.x + a.w, b.x + b.w) - max(a.x, b.x)
+    h = min(a.y + a.h, b.y + b.h) - max(a.y, b.y)
+    inter = max(0.0, w) * max(0.0, h)
+    union = a.area + b.area - inter
+    return inter / union if union > 0 else 0.0
+
+
+@dataclass
+class Track:
+    id: int
+    box: imageops.Box  # smoothed Haar box in frame pixels
+    filter: OneEuroFilter = field(default_factory=OneEuroFilter)
+    misses: int = 0
+
+
+class FaceTracker:
+    """Detects faces every `detect_every` frames and carries smoothed boxes in between.
+
+    A detection joins the track it overlaps most (IoU >= `min_iou`); a track
+    unseen for more than `max_misses` detections is dropped, so its colour
+    history goes with it.
+    """
+
+    def __init__(self, detect_every: int = 3, min_face: int = 40, max_misses: int = 2, min_iou: float = 0.2,
+                 min_cutoff: float = 0.5, beta: float = 0.01):
+        self.detect_every, self.min_face, self.max_misses, self.min_iou = detect_every, min_face, max_misses, min_iou
+        self.min_cutoff, self.beta = min_cutoff, beta
+        self.tracks: list[Track] = []
+        self._next_id = 0
+        self._since_detection = 0
+
+    def reset(self) -> None:
+        """Forget all tracks, e.g. at a scene cut; the next frame is detected afresh."""
+        self.tracks = []
+        self._since_detection = 0
+
+    def update(self, gray: np.ndarray, t: float) -> list[Track]:
+        if self._since_detection % self.detect_every == 0:
+            self._associate(imageops.detect_faces(gray, min_face=self.min_face), t)
+        self._since_detection += 1
+        return list(self.tracks)
+
+    def _associate(self, detections: list[imageops.Box], t: float) -> None:
+        unmatched = list(detections)
+        for track in sorted(self.tracks, key=lambda tr: tr.box.area, reverse=True):
+            best = max(unmatched, key=lambda d: iou(track.box, d), default=None)
+            if best is not None and iou(track.box, best) >= self.min_iou:
+                unmatched.remove(best)
+                track.box = self._smooth(track.filter, best, t)
+                track.misses = 0
+            else:
+                track.misses += 1
+        self.tracks = [track for track in self.tracks if track.misses <= self.max_misses]
+        for detection in unmatched:
+            track = Track(self._next_id, detection, OneEuroFilter(self.min_cutoff, self.beta))
+            track.box = self._smooth(track.filter, detection, t)
+            self.tracks.append(track)
+            self._next_id += 1
+
+    @staticmethod
+    def _smooth(one_euro: OneEuroFilter, box: imageops.Box, t: float) -> imageops.Box:
+        cx, cy = box.center
+        x, y, side = one_euro(np.array([cx, cy, max(box.w, box.h)]), t)
+        return imageops.Box(x - side / 2.0, y - side / 2.0, side, side)
+
+
+class SceneCutDetector:
+    """Flags a frame whose small gray thumbnail differs from the last one by more than `threshold` (0-255)."""
+
+    def __init__(self, threshold: float = 40.0, size: int = 32):
+        self.threshold, self.size = threshold, size
+        self._last: np.ndarray | None = None
+
+    def __call__(self, gray: np.ndarray) -> bool:
+        thumb = cv2.resize(gray, (self.size, self.size), interpolation=cv2.INTER_AREA).astype(np.float32)
+        cut = self._last is not None and float(np.mean(np.abs(thumb - self._last))) > self.threshold
+        self._last = thumb
+        return cut

@@ -1,0 +1,232 @@
+"""Video in and out with PyAV: containers, streams, packets and frames handled explicitly.
+
+The reader decodes the first video stream with threaded decoding and skips
+damaged packets (counted). The writer encodes frames with their original
+timestamps, keeps rotation metadata, and copies audio packets from the input
+without re-encoding (transcoding only a codec the output container cannot
+hold). It writes to a hidden temporary name and renames on `close()`, so an
+interrupted run never leaves a truncated file under the final name.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import av
+import numpy as np
+
+from stream.frames import Frame
+
+
+TEXT_FORMATS = {"tty"}  # FFmpeg renders any text file as ANSI-art "video"; that is never what a user meant
+
+
+class MediaError(ValueError):
+    """An input or output that cannot be used; the message is one line for the user."""
+
+
+def _reason(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:160] if text else type(error).__name__
+
+
+class VideoReader:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise MediaError(f"{self.path}: no such file")
+        if self.path.is_dir():
+            raise MediaError(f"{self.path}: is a directory, not a video")
+        if self.path.stat().st_size == 0:
+            raise MediaError(f"{self.path}: empty file")
+        try:
+            self.container = av.open(str(self.path), metadata_errors="ignore")
+        except (av.FFmpegError, OSError, UnicodeDecodeError) as error:
+            raise MediaError(f"{self.path}: not a readable video ({_reason(error)})") from None
+        if self.container.format.name in TEXT_FORMATS:
+            self.container.close()
+            raise MediaError(f"{self.path}: not a readable video (it is text)")
+        if not self.container.streams.video:
+            self.container.close()
+            raise MediaError(f"{self.path}: has no video stream")
+        self.stream = self.container.streams.video[0]
+        self.stream.thread_type = "AUTO"
+        self.width, self.height = self.stream.codec_context.width, self.stream.codec_context.height
+        if not self.width or not self.height:
+            self.container.close()
+            raise MediaError(f"{self.path}: video stream has no frame size")
+        self.time_base: Fraction = self.stream.time_base or Fraction(1, 90000)
+        self.rate: Fraction = self.stream.average_rate or self.stream.guessed_rate or Fraction(25)
+        self.frame_count: int | None = self.stream.frames or self._estimate_frames()
+        self.has_audio = bool(self.container.streams.audio)
+        self.rotation = 0  # display rotation in degrees, known once the first frame is decoded
+        self.bad_packets = 0
+        self.stopped_early = False
+
+    def _estimate_frames(self) -> int | None:
+        if self.stream.duration:
+            return int(round(float(self.stream.duration * self.time_base * self.rate)))
+        if self.container.duration:
+            return int(round(self.container.duration / av.time_base * float(self.rate)))
+        return None
+
+    def frames(self) -> Iterator[Frame]:
+        """Every decodable frame in presentation order, with its own pts."""
+        index = 0
+        packets = self.container.demux(self.stream)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                return
+            except av.FFmpegError:  # the container itself is damaged here: nothing after it can be read
+                self.bad_packets += 1
+                self.stopped_early = True
+                return
+            try:
+                decoded = packet.decode()
+            except av.FFmpegError:
+                self.bad_packets += 1
+                continue
+            for video_frame in decoded:
+                if index == 0:
+                    self.rotation = int(round(getattr(video_frame, "rotation", 0) or 0))
+                pts = video_frame.pts
+                if pts is None:  # some containers carry none: space frames evenly
+                    pts = int(round(index / (self.rate * self.time_base)))
+                yield Frame(index, video_frame.to_ndarray(format="bgr24"), pts, self.time_base, time.perf_counter())
+                index += 1
+
+    def close(self) -> None:
+        self.container.close()
+
+
+class AudioPassthrough:
+    """Copies every audio stream of `source` into `output`, interleaved by time with the video."""
+
+    def __init__(self, source: Path, output: av.container.OutputContainer):
+        self.input = av.open(str(source), metadata_errors="ignore")
+        self.output = output
+        self.targets: dict[int, av.stream.Stream] = {}
+        self.transcoded: set[int] = set()
+        for stream in self.input.streams.audio:
+            if stream.codec_context.name in output.supported_codecs:
+                self.targets[stream.index] = output.add_stream_from_template(stream)
+            else:  # the container cannot hold this codec: re-encode to its default
+                self.targets[stream.index] = output.add_stream(output.default_audio_codec, rate=stream.rate,
+                                                               layout=stream.layout.name)
+                self.transcoded.add(stream.index)
+        self._packets = self.input.demux(*self.input.streams.audio) if self.targets else iter(())
+        self._pending: av.Packet | None = None
+        self.bad_packets = 0
+
+    def mux_until(self, seconds: float | None) -> None:
+        """Mux the input's audio packets up to `seconds` of presentation time (None: all the rest)."""
+        while True:
+            if self._pending is None:
+                try:
+                    self._pending = next(self._packets, None)
+                except av.FFmpegError:
+                    self.bad_packets += 1
+                    self._pending = None
+                    self._packets = iter(())
+                if self._pending is None:
+                    break
+            packet = self._pending
+            if packet.dts is None:  # the demuxer's empty flush packet
+                self._pending = None
+                continue
+            stamp = packet.pts if packet.pts is not None else packet.dts
+            if seconds is not None and float(stamp * packet.time_base) > seconds:
+                return
+            self._mux(packet)
+            self._pending = None
+        for index in self.transcoded:  # end of input: flush the encoders
+            for encoded in self.targets[index].encode(None):
+                self.output.mux(encoded)
+        self.transcoded = set()
+
+    def _mux(self, packet: av.Packet) -> None:
+        target = self.targets[packet.stream.index]
+        if packet.stream.index not in self.transcoded:
+            packet.stream = target
+            self.output.mux(packet)
+            return
+        try:
+            frames = packet.decode()
+        except av.FFmpegError:
+            self.bad_packets += 1
+            return
+        for frame in frames:
+            for encoded in target.encode(frame):
+                self.output.mux(encoded)
+
+    def close(self) -> None:
+        self.input.close()
+
+
+class VideoWriter:
+    """An encoder and muxer that keeps the input's size, timestamps, rotation and audio."""
+
+    def __init__(self, path: Path, width: int, height: int, rate: Fraction, time_base: Fraction,
+                 codec: str = "libx264", crf: int = 18, preset: str = "veryfast", rotation: int = 0,
+                 audio_from: Path | None = None):
+        self.path = Path(path)
+        self.partial = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
+        self.time_base = time_base
+        self.audio: AudioPassthrough | None = None
+        try:
+            self.container = av.open(str(self.partial), "w")
+        except (av.FFmpegError, OSError, ValueError) as error:
+            raise MediaError(f"{self.path}: cannot write ({_reason(error)})") from None
+        try:
+            self.stream = self.container.add_stream(codec, rate=rate)
+        except (av.FFmpegError, ValueError) as error:
+            self.abort()
+            raise MediaError(f"{self.path}: cannot encode with {codec!r} ({_reason(error)})") from None
+        self.stream.width, self.stream.height = width, height
+        odd = width % 2 or height % 2
+        if odd and codec not in ("libx264", "libx265"):
+            self.abort()
+            raise MediaError(f"{self.path}: odd frame size {width}x{height} needs --codec libx264 or libx265")
+        # 4:2:0 needs even sizes; odd sizes keep every pixel with 4:4:4 instead of cropping or padding
+        self.stream.pix_fmt = "yuv444p" if odd else "yuv420p"
+        # the encoder works in the input's time base, so every pts survives exactly (variable frame rate too)
+        self.stream.time_base = self.stream.codec_context.time_base = time_base
+        if codec in ("libx264", "libx265"):
+            self.stream.options = {"crf": str(crf), "preset": preset}
+        if rotation:
+            self.stream.set_display_rotation(rotation)
+        self.audio = AudioPassthrough(audio_from, self.container) if audio_from is not None else None
+
+    def write(self, image: np.ndarray, pts: int) -> None:
+        frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+        frame.pts, frame.time_base = pts, self.time_base
+        for packet in self.stream.encode(frame):
+            self.container.mux(packet)
+        if self.audio is not None:
+            self.audio.mux_until(float(pts * self.time_base))
+
+    def close(self) -> None:
+        """Flush, finish the container and move it to its final name."""
+        for packet in self.stream.encode(None):
+            self.container.mux(packet)
+        if self.audio is not None:
+            self.audio.mux_until(None)
+            self.audio.close()
+        self.container.close()
+        os.replace(self.partial, self.path)
+
+    def abort(self) -> None:
+        """Drop the partial output: nothing is left under either name."""
+        try:
+            if self.audio is not None:
+                self.audio.close()
+            self.container.close()
+        except (av.FFmpegError, OSError, ValueError):
+            pass
+        self.partial.unlink(missing_ok=True)

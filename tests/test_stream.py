@@ -1,0 +1,271 @@
+"""The streaming pipeline: queues, stages and file-to-file colorization on clips made here."""
+
+from __future__ import annotations
+
+import threading
+import time
+from fractions import Fraction
+
+import cv2
+import numpy as np
+import pytest
+
+from colorstream import imageops
+from media import face_canvas, moving_face_frames, read_video, write_video
+from model.inference import load
+from stream.frames import Face, Frame
+from stream.jobs import Options, colorize_image, colorize_video
+from stream.pipeline import END, FrameQueue, Pipeline, PipelineError, Stage, Stopped
+from stream.stages import Composite, Smooth
+from stream.tracking import FaceTracker, OneEuroFilter, SceneCutDetector
+from stream.video_io import MediaError
+
+
+# --- queues and the pipeline -------------------------------------------------
+
+
+def test_blocking_queue_applies_back_pressure_and_never_drops():
+    stop = threading.Event()
+    q = FrameQueue(2, leaky=False, stop=stop)
+    received = []
+
+    def consume():
+        while (item := q.get()) is not END:
+            time.sleep(0.001)
+            received.append(item)
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    for i in range(50):
+        q.put(i)
+    q.put(END)
+    consumer.join(5)
+    assert received == list(range(50)) and q.dropped == 0
+
+
+def test_leaky_queue_drops_the_oldest_and_counts():
+    q = FrameQueue(3, leaky=True, stop=threading.Event())
+    for i in range(10):
+        q.put(i)
+    assert [q.get() for _ in range(3)] == [7, 8, 9]
+    assert q.dropped == 7
+
+
+def test_blocked_queue_gives_up_when_stopped():
+    stop = threading.Event()
+    q = FrameQueue(1, leaky=False, stop=stop)
+    q.put(1)
+    threading.Timer(0.1, stop.set).start()
+    with pytest.raises(Stopped):
+        q.put(2)
+
+
+def test_pipeline_keeps_order_batches_and_counts_time():
+    sizes = []
+
+    def record(batch):
+        sizes.append(len(batch))
+        return [x * 2 for x in batch]
+
+    pipeline = Pipeline(range(100), [Stage("double", record, batch=8), Stage("inc", lambda b: [x + 1 for x in b])],
+                        leaky=False, queue_size=4)
+    assert list(pipeline.run()) == [2 * i + 1 for i in range(100)]
+    assert max(sizes) <= 8 and sum(sizes) == 100
+    assert set(pipeline.seconds) == {"capture", "double", "inc"}
+
+
+def test_pipeline_error_stops_everything_and_names_the_stage():
+    def explode(batch):
+        if batch[0] == 5:
+            raise ValueError("bad frame 5")
+        return batch
+
+    pipeline = Pipeline(iter(range(10 ** 6)), [Stage("boom", explode)], leaky=False)
+    with pytest.raises(PipelineError, match="boom stage failed: bad frame 5"):
+        list(pipeline.run())
+    assert pipeline.stop.is_set()
+
+
+def test_pipeline_source_error_surfaces():
+    def broken():
+        yield 1
+        raise OSError("camera unplugged")
+
+    with pytest.raises(PipelineError, match="capture stage failed: camera unplugged"):
+        list(Pipeline(broken(), [Stage("id", lambda b: b)], leaky=False).run())
+
+
+def test_closing_the_consumer_stops_all_threads():
+    before = threading.active_count()
+    results = Pipeline(iter(range(10 ** 6)), [Stage("id", lambda b: b)], leaky=True, queue_size=1).run()
+    next(results)
+    results.close()
+    assert threading.active_count() == before
+
+
+# --- stages ------------------------------------------------------------------
+
+
+def test_one_euro_filter_holds_still_values_and_follows_motion():
+    still = OneEuroFilter()
+    rng = np.random.default_rng(0)
+    noisy = [still(np.array([100.0 + rng.normal(0, 2)]), t / 30) for t in range(60)]
+    assert np.std(noisy[10:]) < 1.0  # jitter of std 2 is damped
+    moving = OneEuroFilter()
+    outputs = [moving(np.array([10.0 * t]), t / 30)[0] for t in range(60)]
+    assert 590 - outputs[-1] < 60  # follows a fast ramp with little lag
+
+
+def test_tracker_keeps_identity_of_a_moving_face(portrait):
+    tracker = FaceTracker(detect_every=2, min_face=30)
+    ids = set()
+    for index, image in enumerate(moving_face_frames(portrait, 12, 200, 140)):
+        tracks = tracker.update(imageops.to_gray(image), index / 25)
+        assert len(tracks) == 1
+        ids.add(tracks[0].id)
+    assert ids == {0}
+
+
+def test_scene_cut_detector():
+    cuts = SceneCutDetector()
+    dark, light = np.full((60, 80), 20, np.uint8), np.full((60, 80), 220, np.uint8)
+    assert [cuts(dark), cuts(dark), cuts(light), cuts(light)] == [False, False, True, False]
+
+
+def _frame_with_face(colour: np.ndarray, track: int = 0, cut: bool = False) -> Frame:
+    frame = Frame(0, np.zeros((64, 64, 3), np.uint8), scene_cut=cut)
+    frame.faces = [Face(track, imageops.Box(8, 8, 48, 48), colour=colour)]
+    return frame
+
+
+def test_mean_smoothing_averages_then_resets_on_cut_and_new_track():
+    red = np.zeros((16, 16, 3), np.uint8)
+    red[..., 2] = 200
+    blue = np.zeros((16, 16, 3), np.uint8)
+    blue[..., 0] = 200
+    smooth = Smooth("mean", window=2)
+    a = smooth([_frame_with_face(red)])[0].faces[0].chroma
+    b = smooth([_frame_with_face(blue)])[0].faces[0].chroma
+    a_blue = imageops.bgr_to_lab(blue)[:, :, 1:]
+    assert np.allclose(b, (a + a_blue) / 2, atol=1e-4)
+    after_cut = smooth([_frame_with_face(red, cut=True)])[0].faces[0].chroma
+    assert np.allclose(after_cut, a, atol=1e-4)
+    new_track = smooth([_frame_with_face(blue, track=7)])[0].faces[0].chroma
+    assert np.allclose(new_track, a_blue, atol=1e-4)
+    with pytest.raises(ValueError):
+        Smooth("median")
+
+
+def test_ema_smoothing_weights_the_new_frame_by_two_over_window_plus_one():
+    grey, red = np.full((8, 8, 3), 128, np.uint8), np.zeros((8, 8, 3), np.uint8)
+    red[..., 2] = 200
+    smooth = Smooth("ema", window=3)
+    first = smooth([_frame_with_face(grey)])[0].faces[0].chroma
+    second = smooth([_frame_with_face(red)])[0].faces[0].chroma
+    assert np.allclose(second, 0.5 * imageops.bgr_to_lab(red)[:, :, 1:] + 0.5 * first, atol=1e-4)
+
+
+def test_composite_keeps_luminance_and_colours_only_the_face():
+    rng = np.random.default_rng(0)
+    gray = rng.integers(30, 220, (60, 90), dtype=np.uint8)
+    frame = Frame(0, cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR), gray=gray)
+    chroma = np.zeros((16, 16, 2), np.float32)
+    chroma[..., 0] = 30.0  # strongly red
+    frame.faces = [Face(0, imageops.Box(40, 10, 40, 40), chroma=chroma)]
+    output = Composite(feather=0.2)([frame])[0].output
+    lightness_in = imageops.bgr_to_lab(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR))[..., 0]
+    lightness_out = imageops.bgr_to_lab(output)[..., 0]
+    assert np.abs(lightness_out - lightness_in)[15:45, 45:75].mean() < 1.5
+    assert imageops.bgr_to_lab(output)[30, 60, 1] > 15  # the face centre is coloured
+    assert np.array_equal(output[:, :35], cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)[:, :35])  # elsewhere untouched
+
+
+# --- file to file ------------------------------------------------------------
+
+
+@pytest.fixture
+def predictor(tiny_checkpoint):
+    return load(tiny_checkpoint, device="cpu")
+
+
+def test_colorize_keeps_every_frame_timestamp_size_and_the_audio(tmp_path, portrait, predictor):
+    frames = moving_face_frames(portrait, 20, width=161, height=121)  # odd size
+    pts = [0, 40, 80, 200, 240, 250, 260, 400] + [440 + 40 * i for i in range(12)]  # variable frame rate, ms
+    source = write_video(tmp_path / "in.mp4", frames, pts, audio_seconds=1.2)
+    report = colorize_video(source, tmp_path / "out.mp4", predictor, Options(), progress=False)
+    out_frames, out_times, facts = read_video(tmp_path / "out.mp4")
+    _, in_times, in_facts = read_video(source)
+    assert len(out_frames) == 20 == report["frames"]
+    assert np.allclose(out_times, in_times, atol=1e-3) and np.allclose(out_times, np.array(pts) / 1000, atol=1e-3)
+    assert (facts["width"], facts["height"]) == (161, 121) and out_frames[0].shape == (121, 161, 3)
+    assert [codec for codec, _ in facts["audio"]] == ["aac"]
+    assert facts["audio"][0][1] == pytest.approx(in_facts["audio"][0][1], abs=0.05)
+    assert report["frames_with_faces"] >= 15 and report["bad_packets"] == 0
+    assert set(report["ms_per_frame"]) >= {"decode", "detect", "sketchify", "inference", "smoothing", "composite",
+                                           "encode"}
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_colorize_passes_faceless_frames_through_and_handles_two_faces(tmp_path, portrait, predictor):
+    blank = [np.full((64, 96, 3), v, np.uint8) for v in range(60, 90, 3)]
+    source = write_video(tmp_path / "blank.mp4", blank)
+    report = colorize_video(source, tmp_path / "blank_out.mp4", predictor, Options(), progress=False)
+    out_frames, _, _ = read_video(tmp_path / "blank_out.mp4")
+    assert report["frames_with_faces"] == 0 and len(out_frames) == 10
+    decoded, _, _ = read_video(source)  # unchanged but for one more encode at crf 18
+    assert max(np.abs(o.astype(int) - d.astype(int)).max() for o, d in zip(out_frames, decoded)) <= 3
+    two = [face_canvas(portrait, 260, 130, [(10, 20), (150, 20)], face_size=100)] * 4
+    report = colorize_video(write_video(tmp_path / "two.mp4", two), tmp_path / "two_out.mp4", predictor,
+                            Options(detect_every=1), progress=False)
+    assert report["frames_with_faces"] == 4
+
+
+def test_colorize_keeps_rotation_metadata(tmp_path, portrait, predictor):
+    source = write_video(tmp_path / "rot.mp4", moving_face_frames(portrait, 4, 96, 64), rotation=90)
+    assert read_video(source)[2]["rotation"] == 90
+    colorize_video(source, tmp_path / "rot_out.mp4", predictor, Options(), progress=False)
+    assert read_video(tmp_path / "rot_out.mp4")[2]["rotation"] == 90
+
+
+def test_colorize_image_keeps_size(tmp_path, portrait, predictor):
+    odd = cv2.resize(portrait, (263, 251))
+    cv2.imwrite(str(tmp_path / "in.png"), odd)
+    report = colorize_image(tmp_path / "in.png", tmp_path / "out.png", predictor, Options())
+    assert cv2.imread(str(tmp_path / "out.png")).shape == (251, 263, 3) and report["frames_with_faces"] == 1
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "no such file"),
+    (b"", "empty file"),
+    (np.random.default_rng(0).bytes(5000), "not a readable video"),
+])
+def test_bad_video_inputs_raise_one_line_errors(tmp_path, predictor, content, message):
+    source = tmp_path / "bad.mp4"
+    if content is not None:
+        source.write_bytes(content)
+    with pytest.raises(MediaError, match=message):
+        colorize_video(source, tmp_path / "out.mp4", predictor, Options(), progress=False)
+    assert list(tmp_path.glob("out*")) == [] and not list(tmp_path.glob(".*partial*"))
+
+
+def test_damaged_packets_are_skipped_and_counted(tmp_path, portrait, predictor):
+    source = write_video(tmp_path / "in.ts", moving_face_frames(portrait, 30, 96, 64), time_base=Fraction(1, 90000))
+    data = bytearray(source.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 3000] = np.random.default_rng(1).bytes(3000)
+    source.write_bytes(bytes(data))
+    report = colorize_video(source, tmp_path / "out.mp4", predictor, Options(), progress=False)
+    assert 10 <= report["frames"] <= 30
+    assert read_video(tmp_path / "out.mp4")[0][0].shape == (64, 96, 3)
+
+
+def test_a_failing_stage_leaves_no_output(tmp_path, portrait, predictor, monkeypatch):
+    source = write_video(tmp_path / "in.mp4", moving_face_frames(portrait, 12, 96, 64))
+
+    def broken(self, frames):
+        raise RuntimeError("simulated inference failure")
+
+    monkeypatch.setattr("stream.stages.Infer.__call__", broken)
+    with pytest.raises(PipelineError, match="inference stage failed: simulated inference failure"):
+        colorize_video(source, tmp_path / "out.mp4", predictor, Options(), progress=False)
+    assert not (tmp_path / "out.mp4").exists() and not list(tmp_path.glob(".*partial*"))
