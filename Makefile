@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: $(STAMP)
 	$(BIN)/colorstream invert samples/astronaut_pencil.png samples/astronaut_line.png -o out/demo
+	$(BIN)/colorstream colorize samples/astronaut_gray.mp4 -o out/demo/astronaut_colorized.mp4
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -252,6 +252,23 @@ def cmd_live(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate_video(args: argparse.Namespace) -> int:
+    from model.inference import load
+    from stream.evaluation import evaluate_video
+
+    predictor = load(args.model, args.device)
+    reports = []
+    for clip in args.clips:
+        report = evaluate_video(Path(clip), predictor, stream_options(args))
+        reports.append(report)
+        print(f"{report['clip']}: PSNR {report['psnr_output']:.2f} dB (gray input {report['psnr_gray']:.2f}), "
+              f"face a/b error {report['face_ab_error_output']:.2f} (gray input {report['face_ab_error_gray']:.2f}, "
+              f"ratio {report['face_ab_error_ratio']:.2f}), {report['fps']} fps")
+    if args.stats_json:
+        write_json(Path(args.stats_json), {"clips": reports})
+    return 0
+
+
 def add_stream_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="CKPT", help="checkpoint (default: the bundled model)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="where the model runs")
@@ -334,6 +351,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-window", action="store_true", help="no window; for headless runs and measurements")
     add_stream_arguments(p)
     p.set_defaults(run=cmd_live)
+
+    p = commands.add_parser("evaluate-video", help="make colour clips gray, colorize them, score against the original")
+    p.add_argument("clips", nargs="+", metavar="CLIP", help="colour video clips with faces")
+    add_stream_arguments(p)
+    p.set_defaults(run=cmd_evaluate_video)
     return parser
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import sys
 import time
-from contextlib import closing
+from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from fractions import Fraction
+from itertools import chain
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -79,21 +80,19 @@ def colorize_video(source: Path, target: Path, predictor: Predictor, options: Op
                    progress: bool = True) -> dict:
     """Every frame of `source`, colorized, into `target` with its timestamps, rotation and audio."""
     reader = VideoReader(source)
-    writer = None
     try:
         frames = reader.frames()
         first = next(frames, None)  # decoding one frame tells the rotation and proves the stream decodes
         if first is None:
             raise MediaError(f"{source}: no decodable video frames")
-        writer = VideoWriter(target, reader.width, reader.height, reader.rate, reader.time_base, options.codec,
-                             options.crf, options.preset, reader.rotation, source if reader.has_audio else None)
-        pipeline = Pipeline(_chain(first, frames), build_stages(predictor, options, live=False), leaky=False,
+        pipeline = Pipeline(chain([first], frames), build_stages(predictor, options, live=False), leaky=False,
                             queue_size=options.batch_frames * 2, source_name="decode")
         count = with_faces = 0
         started = time.perf_counter()
         bar = tqdm(total=reader.frame_count, unit="frame", desc=source.name, disable=not progress,
                    dynamic_ncols=True, leave=False)
-        with closing(pipeline.run()) as results, bar:
+        with VideoWriter.like(reader, target, options.codec, options.crf, options.preset) as writer, \
+                closing(pipeline.run()) as results, bar:
             for frame in results:
                 encode_started = time.perf_counter()
                 writer.write(frame.output, frame.pts)
@@ -101,21 +100,11 @@ def colorize_video(source: Path, target: Path, predictor: Predictor, options: Op
                 count += 1
                 with_faces += bool(frame.faces)
                 bar.update()
-        writer.close()
-    except BaseException:
-        if writer is not None:
-            writer.abort()
-        raise
     finally:
         reader.close()
     report = stage_report(pipeline, count, time.perf_counter() - started)
     report.update(frames_with_faces=with_faces, bad_packets=reader.bad_packets, input=str(source), output=str(target))
     return report
-
-
-def _chain(first: Frame, rest: Iterator[Frame]) -> Iterator[Frame]:
-    yield first
-    yield from rest
 
 
 class CameraSource:
@@ -193,46 +182,39 @@ def run_live(frames: Iterable[Frame], rate: Fraction, predictor: Predictor, opti
         open_window(window_name)
     latest = LatestIndex(frames)
     pipeline = Pipeline(latest, build_stages(predictor, options, live=True), leaky=True, queue_size=1)
-    writer = None
     latencies: list[float] = []
     stale = snapshots = 0
     started = time.perf_counter()
-    try:
-        with closing(pipeline.run()) as results:
-            for frame in results:
-                if latest.value - frame.index > 2:  # never show a frame more than 2 frames old
-                    stale += 1
-                    continue
-                if record is not None and writer is None:
-                    height, width = frame.output.shape[:2]
-                    writer = VideoWriter(record, width, height, rate, Fraction(1, 1000), options.codec, options.crf,
-                                         options.preset)
-                if writer is not None:
-                    writer.write(frame.output, int(round((frame.captured - started) * 1000)))
-                latencies.append((time.perf_counter() - frame.captured) * 1000.0)
-                if window:
-                    elapsed = time.perf_counter() - started
-                    view = np.hstack([frame.image, frame.output])
-                    overlay(view, [f"{len(latencies) / elapsed:.1f} fps", f"latency {latencies[-1]:.0f} ms",
-                                   f"dropped {pipeline.dropped + stale}"])
-                    cv2.imshow(window_name, view)
-                    key = cv2.waitKey(1) & 0xFF
-                    if key in (ord("q"), 27):
-                        break
-                    if key == ord("s"):
-                        snapshots += 1
-                        cv2.imwrite(str(snapshot_dir / f"colorstream_snapshot_{snapshots:03d}.png"), view)
-        if writer is not None:
-            writer.close()
-    except BaseException:
-        if writer is not None:
-            writer.abort()
-        raise
-    finally:
+    with ExitStack() as stack:
         if window:
-            cv2.destroyAllWindows()
+            stack.callback(cv2.destroyAllWindows)
+        results = stack.enter_context(closing(pipeline.run()))
+        writer = None
+        for frame in results:
+            if latest.value - frame.index > 2:  # never show a frame more than 2 frames old
+                stale += 1
+                continue
+            if record is not None and writer is None:  # the first frame tells the size
+                height, width = frame.output.shape[:2]
+                writer = stack.enter_context(VideoWriter(record, width, height, rate, Fraction(1, 1000),
+                                                         options.codec, options.crf, options.preset))
+            if writer is not None:
+                writer.write(frame.output, int(round((frame.captured - started) * 1000)))
+            latencies.append((time.perf_counter() - frame.captured) * 1000.0)
+            if window:
+                elapsed = time.perf_counter() - started
+                view = np.hstack([frame.image, frame.output])
+                overlay(view, [f"{len(latencies) / elapsed:.1f} fps", f"latency {latencies[-1]:.0f} ms",
+                               f"dropped {pipeline.dropped + stale}"])
+                cv2.imshow(window_name, view)
+                key = cv2.waitKey(1) & 0xFF
+                if key in (ord("q"), 27):
+                    break
+                if key == ord("s"):
+                    snapshots += 1
+                    cv2.imwrite(str(snapshot_dir / f"colorstream_snapshot_{snapshots:03d}.png"), view)
     report = stage_report(pipeline, len(latencies), time.perf_counter() - started)
-    report["dropped"] = pipeline.dropped + stale
+    report.update(dropped=pipeline.dropped + stale, frames_captured=latest.value + 1)
     if latencies:
         report["latency_ms"] = {"p50": round(float(np.percentile(latencies, 50)), 1),
                                 "p95": round(float(np.percentile(latencies, 95)), 1),

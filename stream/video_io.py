@@ -203,6 +203,27 @@ class VideoWriter:
             self.stream.set_display_rotation(rotation)
         self.audio = AudioPassthrough(audio_from, self.container) if audio_from is not None else None
 
+    @classmethod
+    def like(cls, reader: VideoReader, path: Path, codec: str = "libx264", crf: int = 18,
+             preset: str = "veryfast") -> "VideoWriter":
+        """A writer with the reader's size, rate, time base, rotation and audio.
+
+        Call it after the first frame is decoded, when the rotation is known.
+        """
+        return cls(path, reader.width, reader.height, reader.rate, reader.time_base, codec, crf, preset,
+                   reader.rotation, reader.path if reader.has_audio else None)
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, kind, error, traceback) -> bool:
+        """Finish the file on success; on any failure or interrupt, leave nothing behind."""
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
+        return False
+
     def write(self, image: np.ndarray, pts: int) -> None:
         frame = av.VideoFrame.from_ndarray(image, format="bgr24")
         frame.pts, frame.time_base = pts, self.time_base

@@ -269,3 +269,29 @@ def test_a_failing_stage_leaves_no_output(tmp_path, portrait, predictor, monkeyp
     with pytest.raises(PipelineError, match="inference stage failed: simulated inference failure"):
         colorize_video(source, tmp_path / "out.mp4", predictor, Options(), progress=False)
     assert not (tmp_path / "out.mp4").exists() and not list(tmp_path.glob(".*partial*"))
+
+
+def test_face_ab_error_by_hand():
+    from stream.evaluation import face_ab_error
+
+    truth = np.full((20, 20, 3), 128, np.uint8)
+    truth[..., 2] = 200  # reddish
+    gray = np.full((20, 20, 3), 128, np.uint8)
+    box = imageops.Box(5, 5, 10, 10)
+    ab = imageops.bgr_to_lab(truth[:1, :1])[0, 0, 1:]
+    total, pixels = face_ab_error(gray, truth, [box])
+    assert pixels == 100
+    assert total / pixels == pytest.approx(float(np.hypot(*ab)), rel=1e-3)
+    assert face_ab_error(truth, truth, [box])[0] == 0.0
+    assert face_ab_error(gray, truth, [imageops.Box(30, 30, 5, 5)]) == (0.0, 0)
+
+
+def test_evaluate_video_scores_output_and_gray_baseline(tmp_path, portrait, predictor):
+    from stream.evaluation import evaluate_video
+
+    source = write_video(tmp_path / "colour.mp4", moving_face_frames(portrait, 8, 200, 150), audio_seconds=0.3)
+    report = evaluate_video(source, predictor, Options(), workdir=tmp_path)
+    assert report["frames"] == 8 and report["frames_with_faces"] >= 4
+    assert report["face_ab_error_gray"] > 3  # the portrait's face has colour the gray clip lacks
+    assert np.isfinite(report["psnr_output"]) and report["psnr_gray"] > 15
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["colour.mp4", "tiny.pt"]  # scratch files cleaned up
