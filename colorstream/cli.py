@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-EXIT_USAGE, EXIT_FAILED, EXIT_PARTIAL, EXIT_INTERRUPTED = 2, 1, 3, 130
+EXIT_FAILED, EXIT_PARTIAL, EXIT_INTERRUPTED = 1, 3, 130  # argparse itself exits 2 on bad usage
 
 
 class UserError(Exception):
@@ -73,30 +73,31 @@ def cmd_invert(args: argparse.Namespace) -> int:
     out_dir = Path(args.output)
     ensure_output_dir(out_dir)
     predictor = load(args.model, args.device)
-    sketches, failures = {}, []
-    for name in args.sketches:
-        try:
-            sketches[Path(name)] = read_image(Path(name))
-        except UserError as error:
-            failures.append(str(error))
-    paths, taken = [], {}
-    for path in sketches:  # two inputs with one stem would overwrite each other's output
+    paths, taken, failures = [], {}, []
+    for path in map(Path, args.sketches):  # two inputs with one stem would overwrite each other's output
         if path.stem in taken:
             failures.append(f"{path}: output {path.stem}.png is already taken by {taken[path.stem]}")
         else:
             taken[path.stem] = path
             paths.append(path)
+    written = 0
     for start in range(0, len(paths), args.batch_size):
-        chunk = paths[start:start + args.batch_size]
-        for path, photo in zip(chunk, predictor.invert([sketches[p] for p in chunk])):
+        batch = []
+        for path in paths[start:start + args.batch_size]:  # read per batch: any number of inputs fits in memory
+            try:
+                batch.append((path, read_image(path)))
+            except UserError as error:
+                failures.append(str(error))
+        for (path, _), photo in zip(batch, predictor.invert([image for _, image in batch])):
             target = out_dir / f"{path.stem}.png"
             write_image_atomic(target, photo)
             print(target)
+            written += 1
     for failure in failures:
         print(f"colorstream invert: {failure}", file=sys.stderr)
     if failures:
-        print(f"colorstream invert: {len(paths)} written, {len(failures)} failed", file=sys.stderr)
-        return EXIT_PARTIAL if paths else EXIT_FAILED
+        print(f"colorstream invert: {written} written, {len(failures)} failed", file=sys.stderr)
+        return EXIT_PARTIAL if written else EXIT_FAILED
     return 0
 
 
@@ -225,19 +226,32 @@ def write_json(path: Path, data: dict) -> None:
         raise UserError(f"{path}: cannot write ({error.strerror})") from None
 
 
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise UserError(f"--size {text!r}: expected WIDTHxHEIGHT, e.g. 640x480") from None
+    if width < 16 or height < 16:
+        raise UserError(f"--size {text!r}: too small")
+    return width, height
+
+
 def cmd_live(args: argparse.Namespace) -> int:
     from model.inference import load
-    from stream.jobs import CameraSource, paced, run_live
+    from stream.jobs import CameraSource, fitted, paced, run_live
     from stream.video_io import VideoReader
 
+    size = parse_size(args.size) if args.size else None
     predictor = load(args.model, args.device)
     if args.source:
         reader = VideoReader(Path(args.source))
         frames, rate, close = reader.frames(), reader.rate, reader.close
         if args.realtime:
             frames = paced(frames)
+        if size:
+            frames = fitted(frames, size)
     else:
-        camera = CameraSource(args.camera)
+        camera = CameraSource(args.camera, size)
         frames, rate, close = camera.frames(), camera.rate, camera.close
     try:
         report = run_live(frames, rate, predictor, stream_options(args), window=not args.no_window,
@@ -349,6 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--realtime", action="store_true", help="pace --source at its own frame rate")
     p.add_argument("--record", metavar="OUT.mp4", help="also record the colorized stream")
     p.add_argument("--no-window", action="store_true", help="no window; for headless runs and measurements")
+    p.add_argument("--size", metavar="WxH", help="capture size of the camera; a --source is scaled and cropped to it")
     add_stream_arguments(p)
     p.set_defaults(run=cmd_live)
 

@@ -110,12 +110,15 @@ def colorize_video(source: Path, target: Path, predictor: Predictor, options: Op
 class CameraSource:
     """Frames from `cv2.VideoCapture(index)` with a one-frame buffer, so what we read is fresh."""
 
-    def __init__(self, index: int):
+    def __init__(self, index: int, size: tuple[int, int] | None = None):
         self.index = index
         self.capture = cv2.VideoCapture(index)
         if not self.capture.isOpened():
             raise MediaError(f"camera {index} could not be opened")
         self.capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+        if size is not None:
+            self.capture.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
+            self.capture.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
         self.rate = Fraction(self.capture.get(cv2.CAP_PROP_FPS) or 30).limit_denominator(1001)
 
     def frames(self) -> Iterator[Frame]:
@@ -143,6 +146,19 @@ def paced(frames: Iterable[Frame]) -> Iterator[Frame]:
         if delay > 0:
             time.sleep(delay)
         frame.captured = time.perf_counter()
+        yield frame
+
+
+def fitted(frames: Iterable[Frame], size: tuple[int, int]) -> Iterator[Frame]:
+    """Frames scaled to cover `size` (width, height) and centre-cropped: a file standing in for a camera."""
+    width, height = size
+    for frame in frames:
+        h, w = frame.image.shape[:2]
+        scale = max(width / w, height / h)
+        scaled = cv2.resize(frame.image, (max(width, round(w * scale)), max(height, round(h * scale))),
+                            interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        y0, x0 = (scaled.shape[0] - height) // 2, (scaled.shape[1] - width) // 2
+        frame.image = np.ascontiguousarray(scaled[y0:y0 + height, x0:x0 + width])
         yield frame
 
 

@@ -84,18 +84,20 @@ def test_live_from_a_file_measures_latency_without_a_window(tmp_path, clip, tiny
     stats = tmp_path / "live.json"
     record = tmp_path / "rec.mp4"
     result = run("live", "--source", str(clip), "--realtime", "--no-window", "--stats-json", str(stats),
-                 "--record", str(record), "--model", str(tiny_checkpoint))
+                 "--record", str(record), "--size", "200x150", "--model", str(tiny_checkpoint))
     assert result.returncode == 0, result.stderr
     report = json.loads(stats.read_text())
     assert report["frames"] + report["dropped"] >= 15 - 2 and report["frames"] > 0
     assert 0 < report["latency_ms"]["p50"] <= report["latency_ms"]["p95"]
-    assert len(read_video(record)[0]) == report["frames"]
+    frames, _, facts = read_video(record)
+    assert len(frames) == report["frames"] and (facts["width"], facts["height"]) == (200, 150)
     assert "latency p50" in result.stdout
 
 
 def test_live_errors_name_the_camera_and_suggest_no_window(tmp_path, clip, tiny_checkpoint):
     assert_one_line_error(run("live", "--camera", "97", "--no-window", "--model", str(tiny_checkpoint)),
                           "camera 97 could not be opened")
+    assert_one_line_error(run("live", "--source", str(clip), "--size", "big", "--no-window"), "expected WIDTHxHEIGHT")
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     result = subprocess.run([sys.executable, "-m", "colorstream.cli", "live", "--source", str(clip), "--model",
                              str(tiny_checkpoint)], capture_output=True, text=True, env=env, timeout=120)

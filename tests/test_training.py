@@ -114,3 +114,8 @@ def test_training_resumes_from_its_periodic_checkpoint(face_folder, tmp_path):
     assert payload["resume"]["step"] == 30 and payload["metadata"]["training"]["steps"] == 30
     steps = [r["step"] for r in payload["resume"]["log"] if "loss" in r]
     assert steps == list(range(1, 31))  # no step lost or repeated
+
+
+def test_resume_without_a_periodic_checkpoint_is_an_error(face_folder, tmp_path):
+    with pytest.raises(ValueError, match="nothing to resume from"):
+        train(_tiny_config(face_folder, tmp_path, steps=5), resume=True)

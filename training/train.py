@@ -105,6 +105,8 @@ def train(config: TrainConfig, resume: bool = False, command: str | None = None)
     out = Path(config.out)
     resume_path = out.with_name(out.stem + ".resume.pt")
     log_dir = out.with_name(out.stem + "_logs")
+    if resume and not resume_path.exists():
+        raise ValueError(f"{resume_path}: nothing to resume from")
     log_dir.mkdir(parents=True, exist_ok=True)
 
     faces = data.load_faces(Path(config.faces), config.crop_margin, Path(config.cache_dir), limit=config.limit)
@@ -138,7 +140,7 @@ def train(config: TrainConfig, resume: bool = False, command: str | None = None)
     }
     log: list[dict] = []
     start_step, elapsed_before = 0, 0.0
-    if resume and resume_path.exists():
+    if resume:
         payload = checkpoint.read(resume_path)
         net.load_state_dict(payload["state_dict"])
         optimizer.load_state_dict(payload["resume"]["optimizer"])
