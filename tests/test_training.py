@@ -102,7 +102,8 @@ def test_tiny_training_run_lowers_the_loss_and_writes_everything(face_folder, tm
     saved = checkpoint.read(tmp_path / "m.pt")["metadata"]
     assert saved["training"]["data_fingerprint"]["faces"] == data.fingerprint(data.list_images(face_folder))
     assert saved["training"]["faces_without_detection"] >= 1
-    assert 0 < saved["metrics"]["val_ssim"] <= 1 and saved["metrics"] == metadata["metrics"]
+    assert 0 < saved["metrics"]["val_face_ssim"] <= 1 and saved["metrics"] == metadata["metrics"]
+    assert {"val_crop_psnr", "val_face_colourfulness_output"} <= set(saved["metrics"])
 
 
 def test_training_resumes_from_its_periodic_checkpoint(face_folder, tmp_path):

@@ -78,7 +78,7 @@ def plot_curves(log: list[dict], path: Path, width: int = 640, height: int = 360
     canvas = np.full((height, width, 3), 255, np.uint8)
     pad = 40
     series = [("loss", (200, 80, 0), [(r["step"], r["loss"]) for r in log if "loss" in r]),
-              ("val psnr", (0, 0, 200), [(r["step"], r["val_psnr"]) for r in log if "val_psnr" in r])]
+              ("val face psnr", (0, 0, 200), [(r["step"], r["val_face_psnr"]) for r in log if "val_face_psnr" in r])]
     last_step = max([r["step"] for r in log] + [1])
     for row, (name, colour, points) in enumerate(series):
         cv2.putText(canvas, name, (pad + 150 * row, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
@@ -187,8 +187,8 @@ def train(config: TrainConfig, resume: bool = False, command: str | None = None)
         progress.set_postfix(loss=f"{loss_value:.4f}", img_s=f"{images_per_second:.1f}", refresh=False)
         if (step + 1) % config.eval_every == 0 and step + 1 < config.steps:
             snapshot(step + 1, elapsed_before + seconds, final=False)
-            progress.write(f"step {step + 1}: val PSNR {metadata['metrics']['val_psnr']:.2f} dB, "
-                           f"SSIM {metadata['metrics']['val_ssim']:.4f}")
+            progress.write(f"step {step + 1}: val face PSNR {metadata['metrics']['val_face_psnr']:.2f} dB, "
+                           f"SSIM {metadata['metrics']['val_face_ssim']:.4f}")
     progress.close()
     snapshot(config.steps, elapsed_before + time.time() - started, final=True)
     return metadata
