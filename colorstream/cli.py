@@ -114,7 +114,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                          model=model, resolution=args.resolution, crop_margin=args.crop_margin,
                          batch_size=args.batch_size, steps=args.steps, lr=args.lr, schedule=args.schedule,
                          loss=args.loss, eval_every=args.eval_every, seed=args.seed, device=args.device,
-                         threads=args.threads, cache_dir=args.cache_dir, limit=args.limit)
+                         threads=args.threads, cache_dir=args.cache_dir, limit=args.limit,
+                         calibrate=not args.no_calibrate)
     metadata = train(config, resume=args.resume, command=command_line())
     print(json.dumps(metadata["metrics"], indent=2))
     print(args.out)
@@ -298,6 +299,25 @@ def add_stream_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stats-json", metavar="PATH", help="write the run's statistics as JSON")
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from model import checkpoint
+    from model.inference import DEFAULT_CHECKPOINT, load
+    from training import data
+    from training.evaluate import calibrate_saturation
+
+    path = Path(args.model) if args.model else DEFAULT_CHECKPOINT
+    if not Path(args.faces).is_dir():
+        raise UserError(f"{args.faces}: no such directory")
+    predictor = load(path, args.device)
+    crops = data.load_faces(Path(args.faces), predictor.crop_margin, Path(args.cache_dir)).crops["val"]
+    gain = calibrate_saturation(predictor, crops[:args.limit])
+    payload = checkpoint.read(path)
+    payload["metadata"]["saturation_gain"] = gain
+    checkpoint.save(path, checkpoint.build_from(payload, str(path)), payload["metadata"])
+    print(f"saturation gain {gain} (fitted on {len(crops[:args.limit])} val faces) recorded in {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="colorstream", description="Colorize grayscale face video and "
                                      "turn face sketches into photos.")
@@ -334,6 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="use only the first N photos")
     p.add_argument("--cache-dir", default=".cache", help="where face crops are cached between runs")
     p.add_argument("--resume", action="store_true", help="continue from <out>.resume.pt")
+    p.add_argument("--no-calibrate", action="store_true",
+                   help="skip fitting the saturation gain on the val split after training")
     p.add_argument("--device", **device)
     p.set_defaults(run=cmd_train)
 
@@ -347,6 +369,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--record", action="store_true", help="store the results in the checkpoint's metadata")
     p.add_argument("--device", **device)
     p.set_defaults(run=cmd_evaluate)
+
+    p = commands.add_parser("calibrate", help="fit a checkpoint's saturation gain on the val split of a face folder")
+    p.add_argument("--model", metavar="CKPT", help="checkpoint to update (default: the bundled model)")
+    p.add_argument("--faces", required=True, help="folder of face photos; its val split is used")
+    p.add_argument("--limit", type=int, default=200, help="val faces to fit on")
+    p.add_argument("--cache-dir", default=".cache")
+    p.add_argument("--device", **device)
+    p.set_defaults(run=cmd_calibrate)
 
     p = commands.add_parser("colorize", help="colorize grayscale face videos or images, file to file")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="video (any FFmpeg format) or image files")

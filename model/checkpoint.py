@@ -3,6 +3,8 @@
 A checkpoint is a dict saved with `torch.save`:
     {"format": FORMAT, "format_version": FORMAT_VERSION,
      "metadata": {...}, "state_dict": {...}, optional "resume": {...}}
+The metadata's optional "saturation_gain" (default 1) scales the output's
+chroma around its luma; it is calibrated on the validation split after training.
 and is always read with `torch.load(weights_only=True)`, so a checkpoint can
 hold tensors and plain data but never code.
 """
@@ -52,6 +54,9 @@ def validate_metadata(metadata: dict[str, Any], where: str) -> None:
         raise CheckpointError(f"{where}: unknown input kind {metadata['input_kind']!r}")
     if metadata["color_space"] not in COLOR_SPACES:
         raise CheckpointError(f"{where}: unknown colour space {metadata['color_space']!r}")
+    gain = metadata.get("saturation_gain", 1.0)
+    if not isinstance(gain, (int, float)) or not 0.0 < gain <= 4.0:
+        raise CheckpointError(f"{where}: saturation gain {gain!r} is not a number in (0, 4]")
     try:
         config = ModelConfig(**metadata["model"])
     except (TypeError, ValueError) as error:

@@ -40,6 +40,8 @@ class Predictor:
         self.sketch_params = dict(metadata["sketch_params"])
         self.normalize = bool(metadata["normalize_sketch"])
         self.crop_margin = float(metadata["crop_margin"])
+        self.saturation_gain = float(metadata.get("saturation_gain", 1.0))
+        self._luma_weights = torch.tensor([0.299, 0.587, 0.114], device=device).view(1, 3, 1, 1)  # RGB, BT.601
 
     def sketchify(self, image: np.ndarray) -> np.ndarray:
         """The sketch this model was trained on, made from a face photo or grayscale face crop.
@@ -58,7 +60,11 @@ class Predictor:
         for start in range(0, len(sketches), batch_size):
             chunk = torch.from_numpy(np.ascontiguousarray(sketches[start:start + batch_size]))
             x = chunk.to(self.device, torch.float32).unsqueeze(1) / 255.0  # (b, 1, N, N)
-            rgb = self.net(x).clamp(0.0, 1.0)  # (b, 3, N, N)
+            rgb = self.net(x)  # (b, 3, N, N)
+            if self.saturation_gain != 1.0:  # calibrated after training: regression to the mean washes colour out
+                luma = (rgb * self._luma_weights).sum(dim=1, keepdim=True)  # (b, 1, N, N)
+                rgb = luma + self.saturation_gain * (rgb - luma)
+            rgb = rgb.clamp(0.0, 1.0)
             bgr = (rgb.flip(1) * 255.0 + 0.5).to(torch.uint8).permute(0, 2, 3, 1)  # (b, N, N, 3)
             outputs.append(bgr.cpu().numpy())
         return np.concatenate(outputs) if outputs else np.zeros((0, self.resolution, self.resolution, 3), np.uint8)

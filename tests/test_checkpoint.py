@@ -102,3 +102,19 @@ def test_device_choice():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="not available"):
             pick_device("cuda")
+
+
+def test_saturation_gain_scales_chroma_around_luma(tiny_checkpoint):
+    predictor = load(tiny_checkpoint, device="cpu")
+    sketches = np.random.default_rng(0).integers(0, 256, (3, 32, 32), dtype=np.uint8)
+    plain = predictor.predict_prepared(sketches).astype(np.float64)
+    predictor.saturation_gain = 0.0  # no chroma left: every pixel gray
+    gray = predictor.predict_prepared(sketches).astype(np.float64)
+    assert np.abs(gray - gray[..., :1]).max() <= 1
+    luma = plain @ np.array([0.114, 0.587, 0.299])  # BGR
+    assert np.abs(gray[..., 0] - luma).max() <= 1.5
+    payload = torch.load(tiny_checkpoint, weights_only=True)
+    payload["metadata"]["saturation_gain"] = -1
+    torch.save(payload, tiny_checkpoint)
+    with pytest.raises(checkpoint.CheckpointError, match="saturation gain"):
+        checkpoint.read(tiny_checkpoint)

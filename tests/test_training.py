@@ -13,6 +13,7 @@ import torch
 from model import checkpoint
 from model.net import ModelConfig
 from training import data
+from training.evaluate import SATURATION_GAINS
 from training.losses import loss_fn, ssim_torch
 from training.train import TrainConfig, learning_rate, train
 from colorstream import metrics
@@ -104,6 +105,7 @@ def test_tiny_training_run_lowers_the_loss_and_writes_everything(face_folder, tm
     assert saved["training"]["faces_without_detection"] >= 1
     assert 0 < saved["metrics"]["val_face_ssim"] <= 1 and saved["metrics"] == metadata["metrics"]
     assert {"val_crop_psnr", "val_face_colourfulness_output"} <= set(saved["metrics"])
+    assert saved["saturation_gain"] in SATURATION_GAINS
 
 
 def test_training_resumes_from_its_periodic_checkpoint(face_folder, tmp_path):

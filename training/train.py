@@ -19,7 +19,7 @@ from model import checkpoint
 from model.inference import Predictor, pick_device
 from model.net import ModelConfig, build, count_parameters
 from training import data
-from training.evaluate import evaluate_faces, sample_grid
+from training.evaluate import calibrate_saturation, evaluate_faces, sample_grid
 from training.losses import LOSSES, loss_fn
 
 SCHEDULES = ("halving", "cosine")
@@ -45,6 +45,7 @@ class TrainConfig:
     loss: str = "mse"  # the paper's
     eval_every: int = 250
     eval_images: int = 200
+    calibrate: bool = True  # fit the saturation gain on the val split at the end (see evaluate.calibrate_saturation)
     seed: int = 0
     device: str = "auto"
     threads: int | None = None
@@ -153,6 +154,8 @@ def train(config: TrainConfig, resume: bool = False, command: str | None = None)
     def snapshot(step: int, seconds: float, final: bool) -> None:
         metadata["training"].update(steps=step, seconds=round(seconds, 1))
         predictor = Predictor(net, metadata, device)
+        if final and config.calibrate:
+            metadata["saturation_gain"] = predictor.saturation_gain = calibrate_saturation(predictor, val_crops)
         val = evaluate_faces(predictor, val_crops)
         net.train()
         metadata["metrics"] = {"val_" + k: v for k, v in val.items()}
