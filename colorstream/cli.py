@@ -133,6 +133,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if not Path(folder).is_dir():
             raise UserError(f"{folder}: no such directory")
     predictor = load(path, args.device)
+    predictor.flip_average = not args.no_flip_average
     report: dict = {}
     if args.faces:
         faces = data.load_faces(Path(args.faces), predictor.crop_margin, Path(args.cache_dir))
@@ -367,6 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="score only the first N of each set")
     p.add_argument("--cache-dir", default=".cache")
     p.add_argument("--record", action="store_true", help="store the results in the checkpoint's metadata")
+    p.add_argument("--no-flip-average", action="store_true", help="invert each sketch once, not also mirrored")
     p.add_argument("--device", **device)
     p.set_defaults(run=cmd_evaluate)
 

@@ -41,6 +41,7 @@ class Predictor:
         self.normalize = bool(metadata["normalize_sketch"])
         self.crop_margin = float(metadata["crop_margin"])
         self.saturation_gain = float(metadata.get("saturation_gain", 1.0))
+        self.flip_average = True  # for still images; see `predict`
         self._luma_weights = torch.tensor([0.299, 0.587, 0.114], device=device).view(1, 3, 1, 1)  # RGB, BT.601
 
     def sketchify(self, image: np.ndarray) -> np.ndarray:
@@ -69,11 +70,24 @@ class Predictor:
             outputs.append(bgr.cpu().numpy())
         return np.concatenate(outputs) if outputs else np.zeros((0, self.resolution, self.resolution, 3), np.uint8)
 
-    def predict(self, sketches: Sequence[np.ndarray], batch_size: int = 32) -> list[np.ndarray]:
-        """Sketches of any size (gray or colour) -> BGR photos, each the size of its sketch."""
+    def predict(self, sketches: Sequence[np.ndarray], batch_size: int = 32,
+                flip_average: bool | None = None) -> list[np.ndarray]:
+        """Sketches of any size (gray or colour) -> BGR photos, each the size of its sketch.
+
+        With `flip_average`, each sketch is also inverted mirrored and the two
+        results averaged: on 200 validation faces that raised SSIM by 0.004 and
+        PSNR by 0.08 dB (MODEL_CARD.md) for twice the compute, a fair trade for
+        still images.
+        Video uses `predict_prepared` once per face instead. None means the
+        predictor's own `flip_average` setting.
+        """
+        flip_average = self.flip_average if flip_average is None else flip_average
         prepared = np.stack([imageops.prepare_sketch(s, self.resolution, self.normalize) for s in sketches]) \
             if len(sketches) else np.zeros((0, self.resolution, self.resolution), np.uint8)
         photos = self.predict_prepared(prepared, batch_size)
+        if flip_average and len(prepared):
+            mirrored = self.predict_prepared(np.ascontiguousarray(prepared[:, :, ::-1]), batch_size)[:, :, ::-1]
+            photos = ((photos.astype(np.uint16) + mirrored + 1) // 2).astype(np.uint8)
         return [cv2.resize(photo, (s.shape[1], s.shape[0]), interpolation=cv2.INTER_CUBIC)
                 if s.shape[:2] != photo.shape[:2] else photo for s, photo in zip(sketches, photos)]
 

@@ -118,3 +118,13 @@ def test_saturation_gain_scales_chroma_around_luma(tiny_checkpoint):
     torch.save(payload, tiny_checkpoint)
     with pytest.raises(checkpoint.CheckpointError, match="saturation gain"):
         checkpoint.read(tiny_checkpoint)
+
+
+def test_flip_averaged_prediction_of_a_symmetric_sketch_is_symmetric(tiny_checkpoint):
+    predictor = load(tiny_checkpoint, device="cpu")
+    half = np.random.default_rng(1).integers(0, 256, (32, 16), dtype=np.uint8)
+    symmetric = np.hstack([half, half[:, ::-1]])
+    photo = predictor.predict([symmetric])[0]
+    assert np.abs(photo.astype(int) - photo[:, ::-1]).max() <= 1
+    single = predictor.predict([symmetric], flip_average=False)[0]
+    assert np.abs(single.astype(int) - single[:, ::-1]).max() > 1  # the net alone is not symmetric

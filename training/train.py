@@ -147,6 +147,9 @@ def train(config: TrainConfig, resume: bool = False, command: str | None = None)
         optimizer.load_state_dict(payload["resume"]["optimizer"])
         start_step, log = payload["resume"]["step"], payload["resume"]["log"]
         elapsed_before = payload["metadata"]["training"]["seconds"]
+        # the card must show every command that shaped the weights, so a resume appends its own
+        metadata["training"]["command"] = " && ".join(filter(None, [payload["metadata"]["training"]["command"],
+                                                                     metadata["training"]["command"]]))
     # a sampler seeded by (seed, step) continues deterministically after a resume
     sampler = data.PairSampler(train_crops, config.resolution, config.normalize_sketch, config.augment,
                                [config.seed, start_step], real, config.real_fraction if real else 0.0)
