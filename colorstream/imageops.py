@@ -154,8 +154,10 @@ def detect_faces(image: np.ndarray, min_face: int = 24, max_side: int = 480,
     Detection runs on a gray copy downscaled so its longer side is at most
     `max_side`, which keeps it fast on large frames. `min_face` is in pixels
     of the original image. There is no histogram equalisation: on 170 of our
-    face photos it found no more faces (131 against 132 without), and on
-    frames with a large flat background it hides faces the plain image shows.
+    aligned face photos it found no more faces (131 against 132 without); on
+    the clips of ../shared/data/videos it found more on one stage clip but
+    made detection up to 1.4x slower and the colorized faces no closer to
+    the truth (face a/b error ratio 0.69 against 0.65 on that clip).
     """
     gray = to_gray(image)
     scale = min(1.0, max_side / max(gray.shape[:2]))

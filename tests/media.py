@@ -11,9 +11,10 @@ import numpy as np
 
 
 def face_canvas(portrait: np.ndarray, width: int, height: int, positions: list[tuple[int, int]],
-                face_size: int = 90) -> np.ndarray:
+                face_size: int = 104) -> np.ndarray:
     """A gray canvas with the sample portrait's head pasted at each (x, y) top-left position."""
-    canvas = np.full((height, width, 3), 110, np.uint8)
+    # a textured backdrop, as real footage has: a flat one upsets histogram equalisation
+    canvas = np.random.default_rng(len(positions)).integers(80, 140, (height, width, 3), dtype=np.uint8)
     head = cv2.resize(portrait[2:112, 57:167], (face_size, face_size), interpolation=cv2.INTER_AREA)
     for x, y in positions:
         x0, y0 = max(0, x), max(0, y)
@@ -28,7 +29,7 @@ def moving_face_frames(portrait: np.ndarray, count: int, width: int = 161, heigh
     frames = []
     for index in range(count):
         shift = int(20 * index / max(count - 1, 1))
-        positions = [(10 + shift + 100 * k, 15) for k in range(faces)]
+        positions = [(8 + shift + 110 * k, 8) for k in range(faces)]
         frames.append(face_canvas(portrait, width, height, positions))
     return frames
 
