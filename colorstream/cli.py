@@ -158,7 +158,7 @@ def stream_options(args: argparse.Namespace):
 
 def colorize_targets(inputs: list[Path], output_arg: str) -> list[tuple[Path, Path]]:
     """Where each input goes: with several inputs, an existing directory or a trailing slash, OUTPUT is a directory."""
-    from stream.jobs import IMAGE_SUFFIXES
+    from colorstream.imageops import IMAGE_SUFFIXES
 
     output = Path(output_arg)
     as_directory = len(inputs) > 1 or output.is_dir() or output_arg.endswith(os.sep)
@@ -181,7 +181,8 @@ def colorize_targets(inputs: list[Path], output_arg: str) -> list[tuple[Path, Pa
 
 def cmd_colorize(args: argparse.Namespace) -> int:
     from model.inference import load
-    from stream.jobs import IMAGE_SUFFIXES, colorize_image, colorize_video
+    from colorstream.imageops import IMAGE_SUFFIXES
+    from stream.jobs import colorize_image, colorize_video
     from stream.video_io import MediaError
 
     inputs = [Path(name) for name in args.inputs]

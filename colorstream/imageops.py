@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 SKETCH_KINDS = ("pencil", "line")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")  # what OpenCV reads as stills
 
 
 # ----------------------------------------------------------------------------

@@ -23,7 +23,6 @@ from stream.stages import Composite, Detect, Infer, Sketchify, Smooth
 from stream.tracking import FaceTracker
 from stream.video_io import MediaError, VideoReader, VideoWriter
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 @dataclass

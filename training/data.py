@@ -21,7 +21,6 @@ import numpy as np
 
 from colorstream import imageops
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 CACHE_ROOM = 1.5  # cached crops cover 1.5x the face square, for augmentation
 CACHE_SIZE = 144  # pixels per side of a cached crop
 CACHE_VERSION = 2  # bump when face detection or cropping changes, so stale caches are not reused
@@ -45,7 +44,7 @@ def split_of(key: str, val_percent: int = 5, test_percent: int = 5) -> str:
 
 
 def list_images(folder: Path) -> list[Path]:
-    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in imageops.IMAGE_SUFFIXES)
 
 
 def fingerprint(paths: list[Path]) -> str:
