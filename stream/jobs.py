@@ -24,7 +24,6 @@ from stream.tracking import FaceTracker
 from stream.video_io import MediaError, VideoReader, VideoWriter
 
 
-
 @dataclass
 class Options:
     smoothing: str = "mean"
