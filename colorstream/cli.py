@@ -10,39 +10,18 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from colorstream.files import write_bytes_atomic, write_image_atomic
 
 EXIT_FAILED, EXIT_PARTIAL, EXIT_INTERRUPTED = 1, 3, 130  # argparse itself exits 2 on bad usage
 
 
 class UserError(Exception):
     """A failure caused by the user's input; reported as one line."""
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, then rename: no half-written file under the final name."""
-    handle, partial = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(partial, 0o666 & ~umask)  # mkstemp makes files private; outputs get the usual mode
-        os.replace(partial, path)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
-
-
-def write_image_atomic(path: Path, image: np.ndarray) -> None:
-    ok, encoded = cv2.imencode(path.suffix or ".png", image)
-    if not ok:
-        raise UserError(f"{path}: could not encode image")
-    write_bytes_atomic(path, encoded.tobytes())
 
 
 def ensure_output_dir(folder: Path) -> None:

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from colorstream.files import write_image_atomic
 from model.inference import Predictor
 from stream.frames import Frame
 from stream.pipeline import Pipeline, Stage
@@ -61,15 +62,9 @@ def colorize_image(source: Path, target: Path, predictor: Predictor, options: Op
     frames = [Frame(0, image)]
     for stage in build_stages(predictor, options, live=False):
         frames = stage.process(frames)
-    ok, encoded = cv2.imencode(target.suffix, frames[0].output)
-    if not ok:
-        raise MediaError(f"{target}: cannot encode as {target.suffix}")
-    partial = target.with_name(f".{target.stem}.partial{target.suffix}")
     try:
-        partial.write_bytes(encoded.tobytes())
-        os.replace(partial, target)
+        write_image_atomic(target, frames[0].output)
     except OSError as error:
-        partial.unlink(missing_ok=True)
         raise MediaError(f"{target}: cannot write ({error.strerror})") from None
     return {"frames": 1, "frames_with_faces": int(bool(frames[0].faces))}
 
@@ -101,7 +96,9 @@ def colorize_video(source: Path, target: Path, predictor: Predictor, options: Op
     finally:
         reader.close()
     report = stage_report(pipeline, count, time.perf_counter() - started)
-    report.update(frames_with_faces=with_faces, bad_packets=reader.bad_packets, input=str(source), output=str(target))
+    audio_bad = writer.audio.bad_packets if writer.audio is not None else 0  # damaged audio is counted too
+    report.update(frames_with_faces=with_faces, bad_packets=reader.bad_packets + audio_bad, input=str(source),
+                  output=str(target))
     return report
 
 

@@ -65,7 +65,6 @@ class VideoReader:
         self.has_audio = bool(self.container.streams.audio)
         self.rotation = 0  # display rotation in degrees, known once the first frame is decoded
         self.bad_packets = 0
-        self.stopped_early = False
 
     def _estimate_frames(self) -> int | None:
         if self.stream.duration:
@@ -85,7 +84,6 @@ class VideoReader:
                 return
             except av.FFmpegError:  # the container itself is damaged here: nothing after it can be read
                 self.bad_packets += 1
-                self.stopped_early = True
                 return
             try:
                 decoded = packet.decode()
