@@ -31,8 +31,7 @@ def make_gray_clip(source: Path, target: Path, options: Options) -> None:
             raise ValueError(f"{source}: no decodable video frames")
         with VideoWriter.like(reader, target, options.codec, options.crf, options.preset) as writer:
             for frame in chain([first], frames):  # lazily: a long clip never sits in memory
-                gray = imageops.to_gray(frame.image)
-                writer.write(np.dstack([gray, gray, gray]), frame.pts)
+                writer.write(frame.luma, None, frame.pts)
     finally:
         reader.close()
 

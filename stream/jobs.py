@@ -59,11 +59,11 @@ def colorize_image(source: Path, target: Path, predictor: Predictor, options: Op
     image = cv2.imread(str(source), cv2.IMREAD_COLOR)
     if image is None:
         raise MediaError(f"{source}: not a readable image")
-    frames = [Frame(0, image)]
+    frames = [Frame.from_bgr(0, image)]
     for stage in build_stages(predictor, options, live=False):
         frames = stage.process(frames)
     try:
-        write_image_atomic(target, frames[0].output)
+        write_image_atomic(target, frames[0].output_bgr())
     except OSError as error:
         raise MediaError(f"{target}: cannot write ({error.strerror})") from None
     return {"frames": 1, "frames_with_faces": int(bool(frames[0].faces))}
@@ -88,7 +88,7 @@ def colorize_video(source: Path, target: Path, predictor: Predictor, options: Op
                 closing(pipeline.run()) as results, bar:
             for frame in results:
                 encode_started = time.perf_counter()
-                writer.write(frame.output, frame.pts)
+                writer.write(frame.luma, frame.chroma, frame.pts)
                 pipeline.seconds["encode"] = pipeline.seconds.get("encode", 0.0) + time.perf_counter() - encode_started
                 count += 1
                 with_faces += bool(frame.faces)
@@ -124,7 +124,8 @@ class CameraSource:
             if not ok:
                 return
             now = time.perf_counter()
-            yield Frame(index, image, int((now - started) * 1000), Fraction(1, 1000), now)
+            yield Frame.from_bgr(index, image, pts=int((now - started) * 1000), time_base=Fraction(1, 1000),
+                                 captured=now)
             index += 1
 
     def close(self) -> None:
@@ -147,13 +148,19 @@ def paced(frames: Iterable[Frame]) -> Iterator[Frame]:
 def fitted(frames: Iterable[Frame], size: tuple[int, int]) -> Iterator[Frame]:
     """Frames scaled to cover `size` (width, height) and centre-cropped: a file standing in for a camera."""
     width, height = size
-    for frame in frames:
-        h, w = frame.image.shape[:2]
+
+    def fit(image: np.ndarray) -> np.ndarray:
+        h, w = image.shape[:2]
         scale = max(width / w, height / h)
-        scaled = cv2.resize(frame.image, (max(width, round(w * scale)), max(height, round(h * scale))),
+        scaled = cv2.resize(image, (max(width, round(w * scale)), max(height, round(h * scale))),
                             interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
         y0, x0 = (scaled.shape[0] - height) // 2, (scaled.shape[1] - width) // 2
-        frame.image = np.ascontiguousarray(scaled[y0:y0 + height, x0:x0 + width])
+        return np.ascontiguousarray(scaled[y0:y0 + height, x0:x0 + width])
+
+    for frame in frames:
+        frame.gray, frame.luma = fit(frame.gray), fit(frame.luma)
+        if frame.image is not None:
+            frame.image = fit(frame.image)
         yield frame
 
 
@@ -206,15 +213,15 @@ def run_live(frames: Iterable[Frame], rate: Fraction, predictor: Predictor, opti
                 stale += 1
                 continue
             if record is not None and writer is None:  # the first frame tells the size
-                height, width = frame.output.shape[:2]
+                height, width = frame.gray.shape
                 writer = stack.enter_context(VideoWriter(record, width, height, rate, Fraction(1, 1000),
                                                          options.codec, options.crf, options.preset))
             if writer is not None:
-                writer.write(frame.output, int(round((frame.captured - started) * 1000)))
+                writer.write(frame.luma, frame.chroma, int(round((frame.captured - started) * 1000)))
             latencies.append((time.perf_counter() - frame.captured) * 1000.0)
             if window:
                 elapsed = time.perf_counter() - started
-                view = np.hstack([frame.image, frame.output])
+                view = np.hstack([frame.input_bgr(), frame.output_bgr()])
                 overlay(view, [f"{len(latencies) / elapsed:.1f} fps", f"latency {latencies[-1]:.0f} ms",
                                f"dropped {pipeline.dropped + stale}"])
                 cv2.imshow(window_name, view)

@@ -19,7 +19,7 @@ SMOOTHING = ("none", "mean", "ema")
 
 
 class Detect:
-    """Gray conversion, scene-cut check and face tracking: everything that looks at the whole frame."""
+    """Scene-cut check and face tracking: everything that looks at the whole frame."""
 
     def __init__(self, tracker: FaceTracker, crop_margin: float, reach: float = 1.0):
         self.tracker, self.cuts = tracker, SceneCutDetector()
@@ -27,7 +27,6 @@ class Detect:
 
     def __call__(self, frames: list[Frame]) -> list[Frame]:
         for frame in frames:
-            frame.gray = imageops.to_gray(frame.image)
             frame.scene_cut = self.cuts(frame.gray)
             if frame.scene_cut:
                 self.tracker.reset()
@@ -109,11 +108,12 @@ class Smooth:
 
 
 class Composite:
-    """Full-resolution luminance from the frame, chroma from the model, blended in with a feathered mask.
+    """The frame's own luma, untouched; chroma from the model in the face regions, blended with a feathered mask.
 
-    Outside faces the output is the frame's own gray: the model never touches
-    luminance, so edges stay as sharp as the source. Overlapping faces mix
-    their chroma by weight.
+    Only the output's (Cb, Cr) planes are made, at their own resolution
+    (half size for 4:2:0) and only over the faces: the model never touches
+    luminance, so edges stay as sharp as the source, and frames without
+    faces cost nothing. Overlapping faces mix their chroma by weight.
     """
 
     def __init__(self, feather: float = 0.2):
@@ -122,39 +122,52 @@ class Composite:
 
     def __call__(self, frames: list[Frame]) -> list[Frame]:
         for frame in frames:
-            frame.output = cv2.cvtColor(frame.gray, cv2.COLOR_GRAY2BGR)
-            roi = self._union(frame)
-            if roi is not None:
-                x0, y0, x1, y1 = roi
-                chroma_sum = np.zeros((y1 - y0, x1 - x0, 2), np.float32)
-                weight_sum = np.zeros((y1 - y0, x1 - x0), np.float32)
-                for face in frame.faces:
-                    chroma, weight = self._warp(face, x0, y0, (x1 - x0, y1 - y0))
-                    chroma_sum += chroma * weight[:, :, None]
-                    weight_sum += weight
-                lab = imageops.bgr_to_lab(frame.output[y0:y1, x0:x1])
-                lab[:, :, 1:] = chroma_sum / np.maximum(weight_sum, 1.0)[:, :, None]  # the frame's own chroma is 0
-                frame.output[y0:y1, x0:x1] = imageops.lab_to_bgr(lab)
+            frame.chroma = self._chroma(frame)
         return frames
 
-    @staticmethod
-    def _union(frame: Frame) -> tuple[int, int, int, int] | None:
-        """The pixel rectangle covering every face box, clipped to the frame."""
-        if not frame.faces:
-            return None
+    def _chroma(self, frame: Frame) -> tuple[np.ndarray, np.ndarray] | None:
         height, width = frame.gray.shape
-        x0 = max(0, int(np.floor(min(f.box.x for f in frame.faces))))
-        y0 = max(0, int(np.floor(min(f.box.y for f in frame.faces))))
-        x1 = min(width, int(np.ceil(max(f.box.x + f.box.w for f in frame.faces))))
-        y1 = min(height, int(np.ceil(max(f.box.y + f.box.h for f in frame.faces))))
+        factor = imageops.chroma_subsampling(height, width)
+        roi = self._union(frame.faces, height // factor, width // factor, factor)
+        if roi is None:
+            return None
+        x0, y0, x1, y1 = roi  # in chroma-plane pixels
+        size = (x1 - x0, y1 - y0)
+        ab_sum = np.zeros((size[1], size[0], 2), np.float32)
+        weight_sum = np.zeros((size[1], size[0]), np.float32)
+        for face in frame.faces:
+            ab, weight = self._warp(face, x0, y0, size, factor)
+            ab_sum += ab * weight[:, :, None]
+            weight_sum += weight
+        gray = frame.gray[y0 * factor:y1 * factor, x0 * factor:x1 * factor]
+        if factor > 1:
+            gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)  # (y1-y0, x1-x0)
+        lab = imageops.bgr_to_lab(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR))
+        lab[:, :, 1:] = ab_sum / np.maximum(weight_sum, 1.0)[:, :, None]  # the frame's own chroma is 0
+        cb_face, cr_face = imageops.bgr_to_video_chroma(imageops.lab_to_bgr(lab))
+        cb = np.full((height // factor, width // factor), 128, np.uint8)
+        cr = cb.copy()
+        cb[y0:y1, x0:x1], cr[y0:y1, x0:x1] = cb_face, cr_face
+        return cb, cr
+
+    @staticmethod
+    def _union(faces: list[Face], height: int, width: int, factor: int) -> tuple[int, int, int, int] | None:
+        """The rectangle covering every face box in a plane `factor` times smaller than the frame, clipped to it."""
+        if not faces:
+            return None
+        x0 = max(0, int(np.floor(min(f.box.x for f in faces) / factor)))
+        y0 = max(0, int(np.floor(min(f.box.y for f in faces) / factor)))
+        x1 = min(width, int(np.ceil(max(f.box.x + f.box.w for f in faces) / factor)))
+        y1 = min(height, int(np.ceil(max(f.box.y + f.box.h for f in faces) / factor)))
         return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
 
-    def _warp(self, face: Face, x0: int, y0: int, roi_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        """The face's chroma and feather weight resampled onto the ROI whose top-left is (x0, y0)."""
+    def _warp(self, face: Face, x0: int, y0: int, roi_size: tuple[int, int],
+              factor: int) -> tuple[np.ndarray, np.ndarray]:
+        """The face's chroma and feather weight resampled onto the ROI at (x0, y0) of a plane `factor` times smaller."""
         size = face.chroma.shape[0]
-        scale = face.box.w / size
-        # model pixel (u, v) -> ROI pixel (box.x + u * scale - x0, box.y + v * scale - y0)
-        to_roi = np.array([[scale, 0.0, face.box.x - x0], [0.0, scale, face.box.y - y0]], np.float32)
+        scale = face.box.w / size / factor
+        # model pixel (u, v) -> ROI pixel ((box.x + u * box.w / size) / factor - x0, ...)
+        to_roi = np.array([[scale, 0.0, face.box.x / factor - x0], [0.0, scale, face.box.y / factor - y0]], np.float32)
         chroma = cv2.warpAffine(face.chroma, to_roi, roi_size, flags=cv2.INTER_LINEAR,
                                 borderMode=cv2.BORDER_REPLICATE)
         if size not in self._masks:

@@ -61,18 +61,23 @@ class Track:
 class FaceTracker:
     """Detects faces every `detect_every` frames and carries smoothed boxes in between.
 
-    A detection joins the track it overlaps most (IoU >= `min_iou`); a track
-    unseen for more than `max_misses` detections is dropped, so its colour
-    history goes with it.
+    Most detections only look near the tracked faces, at their size
+    (`imageops.detect_faces_near`); the whole frame is searched when there is
+    no track and at least every `rescan_every` frames, so a new face is found
+    within that many frames. A detection joins the track it overlaps most
+    (IoU >= `min_iou`); a track unseen for more than `max_misses` detections
+    is dropped, so its colour history goes with it.
     """
 
-    def __init__(self, detect_every: int = 3, min_face: int = 40, max_misses: int = 2, min_iou: float = 0.2,
-                 min_cutoff: float = 0.5, beta: float = 0.01):
+    def __init__(self, detect_every: int = 3, min_face: int = 40, rescan_every: int = 12, max_misses: int = 2,
+                 min_iou: float = 0.2, min_cutoff: float = 0.5, beta: float = 0.01):
         self.detect_every, self.min_face, self.max_misses, self.min_iou = detect_every, min_face, max_misses, min_iou
+        self.rescan_every = max(rescan_every, detect_every)
         self.min_cutoff, self.beta = min_cutoff, beta
         self.tracks: list[Track] = []
         self._next_id = 0
         self._since_detection = 0
+        self._since_rescan = 0
 
     def reset(self) -> None:
         """Forget all tracks, e.g. at a scene cut; the next frame is detected afresh."""
@@ -81,8 +86,17 @@ class FaceTracker:
 
     def update(self, gray: np.ndarray, t: float) -> list[Track]:
         if self._since_detection % self.detect_every == 0:
-            self._associate(imageops.detect_faces(gray, min_face=self.min_face), t)
+            if not self.tracks or self._since_rescan >= self.rescan_every:
+                detections = imageops.detect_faces(gray, min_face=self.min_face)
+                self._since_rescan = 0
+            else:
+                detections = []
+                for track in self.tracks:  # windows of nearby tracks overlap: keep each face once
+                    detections += [face for face in imageops.detect_faces_near(gray, track.box)
+                                   if all(iou(face, kept) < 0.5 for kept in detections)]
+            self._associate(detections, t)
         self._since_detection += 1
+        self._since_rescan += 1
         return list(self.tracks)
 
     def _associate(self, detections: list[imageops.Box], t: float) -> None:

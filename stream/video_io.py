@@ -19,6 +19,7 @@ from typing import Iterator
 import av
 import numpy as np
 
+from colorstream import imageops
 from stream.frames import Frame
 
 
@@ -32,6 +33,21 @@ class MediaError(ValueError):
 def _reason(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return text[0][:160] if text else type(error).__name__
+
+
+PLANAR_8BIT = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv440p", "yuvj440p",
+               "yuv411p", "yuv410p", "nv12", "nv21", "gray"}  # plane 0 is the 8-bit Y plane
+
+
+def _luminance(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(full-range gray, video-range Y) of a decoded frame, read straight off its Y plane where it has one."""
+    if frame.format.name not in PLANAR_8BIT:  # RGB, 10-bit, palette...: let FFmpeg convert
+        gray = frame.to_ndarray(format="gray")
+        return gray, imageops.gray_to_luma(gray)
+    plane = frame.planes[0]
+    y = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:frame.height, :frame.width].copy()
+    full_range = frame.format.name.startswith("yuvj") or frame.format.name == "gray" or frame.color_range == 2
+    return (y, imageops.gray_to_luma(y)) if full_range else (imageops.luma_to_gray(y), y)
 
 
 class VideoReader:
@@ -96,7 +112,8 @@ class VideoReader:
                 pts = video_frame.pts
                 if pts is None:  # some containers carry none: space frames evenly
                     pts = int(round(index / (self.rate * self.time_base)))
-                yield Frame(index, video_frame.to_ndarray(format="bgr24"), pts, self.time_base, time.perf_counter())
+                gray, luma = _luminance(video_frame)
+                yield Frame(index, gray, luma, pts, self.time_base, time.perf_counter())
                 index += 1
 
     def close(self) -> None:
@@ -187,12 +204,14 @@ class VideoWriter:
             self.abort()
             raise MediaError(f"{self.path}: cannot encode with {codec!r} ({_reason(error)})") from None
         self.stream.width, self.stream.height = width, height
-        odd = width % 2 or height % 2
-        if odd and codec not in ("libx264", "libx265"):
+        factor = imageops.chroma_subsampling(height, width)
+        if factor == 1 and codec not in ("libx264", "libx265"):
             self.abort()
             raise MediaError(f"{self.path}: odd frame size {width}x{height} needs --codec libx264 or libx265")
         # 4:2:0 needs even sizes; odd sizes keep every pixel with 4:4:4 instead of cropping or padding
-        self.stream.pix_fmt = "yuv444p" if odd else "yuv420p"
+        self.stream.pix_fmt = "yuv420p" if factor == 2 else "yuv444p"
+        neutral = np.full((height // factor, width // factor), 128, np.uint8)
+        self._neutral = (neutral, neutral)
         # the encoder works in the input's time base, so every pts survives exactly (variable frame rate too)
         self.stream.time_base = self.stream.codec_context.time_base = time_base
         if codec in ("libx264", "libx265"):
@@ -222,13 +241,25 @@ class VideoWriter:
             self.abort()
         return False
 
-    def write(self, image: np.ndarray, pts: int) -> None:
-        frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+    def write(self, luma: np.ndarray, chroma: tuple[np.ndarray, np.ndarray] | None, pts: int) -> None:
+        """Encode one frame from its video-range Y plane and (Cb, Cr) planes; no chroma is neutral gray."""
+        frame = av.VideoFrame.from_ndarray(self._planes(luma, chroma), format=self.stream.pix_fmt)
         frame.pts, frame.time_base = pts, self.time_base
         for packet in self.stream.encode(frame):
             self.container.mux(packet)
         if self.audio is not None:
             self.audio.mux_until(float(pts * self.time_base))
+
+    def _planes(self, luma: np.ndarray, chroma: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+        if luma.shape != (self.stream.height, self.stream.width):
+            raise MediaError(f"{self.path}: frame of {luma.shape[1]}x{luma.shape[0]} in a "
+                             f"{self.stream.width}x{self.stream.height} video")
+        if chroma is None:
+            chroma = self._neutral
+        if self.stream.pix_fmt == "yuv444p":
+            return np.stack([luma, *chroma])  # (3, H, W)
+        # yuv420p as PyAV takes it: the Y plane, then the quarter-size Cb and Cr planes, as rows of width W
+        return np.concatenate([luma.ravel(), chroma[0].ravel(), chroma[1].ravel()]).reshape(-1, luma.shape[1])
 
     def close(self) -> None:
         """Flush, finish the container and move it to its final name."""

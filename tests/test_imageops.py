@@ -114,3 +114,52 @@ def test_prepare_sketch_resizes_and_normalizes(portrait):
 
 def test_find_sketch_face_finds_the_face_in_a_sketch(portrait):
     assert imageops.find_sketch_face(imageops.pencil_sketch(portrait)) is not None
+
+
+def test_video_range_luma_round_trips_and_matches_ffmpeg():
+    import av
+
+    levels = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    video = np.arange(16, 236, dtype=np.uint8).reshape(4, 55)
+    assert np.array_equal(imageops.gray_to_luma(imageops.luma_to_gray(video)), video)  # 219 steps fit in 255
+    assert np.abs(imageops.luma_to_gray(imageops.gray_to_luma(levels)).astype(int) - levels).max() <= 1
+    assert imageops.gray_to_luma(levels).min() == 16 and imageops.gray_to_luma(levels).max() == 235
+    planes = np.concatenate([levels.ravel(), np.full(128, 128, np.uint8)]).reshape(24, 16)
+    ffmpeg_gray = av.VideoFrame.from_ndarray(planes, format="yuv420p").to_ndarray(format="gray")
+    assert np.array_equal(imageops.luma_to_gray(levels), ffmpeg_gray)
+
+
+def test_video_chroma_round_trips_through_bgr_and_matches_ffmpeg(portrait):
+    import av
+
+    cb, cr = imageops.bgr_to_video_chroma(portrait)
+    assert 16 <= min(cb.min(), cr.min()) and max(cb.max(), cr.max()) <= 240
+    rebuilt = imageops.gray_with_chroma(imageops.to_gray(portrait), (cb, cr))
+    assert np.abs(rebuilt.astype(int) - portrait).mean() < 1.5
+    # a flat colour, so chroma upsampling cannot differ: our planes decode as FFmpeg decodes them
+    flat = np.zeros((16, 16, 3), np.uint8)
+    flat[:] = (40, 90, 200)
+    cb, cr = imageops.bgr_to_video_chroma(flat)
+    luma = imageops.gray_to_luma(imageops.to_gray(flat))
+    planes = np.concatenate([luma.ravel(), cb[::2, ::2].ravel(), cr[::2, ::2].ravel()]).reshape(24, 16)
+    ffmpeg = av.VideoFrame.from_ndarray(planes, format="yuv420p").to_ndarray(format="bgr24")
+    ours = imageops.gray_with_chroma(imageops.luma_to_gray(luma), (cb[::2, ::2], cr[::2, ::2]))
+    assert np.abs(ours.astype(int) - ffmpeg).max() <= 3
+    assert np.array_equal(imageops.gray_with_chroma(luma), cv2.cvtColor(luma, cv2.COLOR_GRAY2BGR))
+
+
+def test_chroma_subsampling_is_420_only_for_even_sizes():
+    assert imageops.chroma_subsampling(480, 640) == 2
+    assert [imageops.chroma_subsampling(h, w) for h, w in [(121, 160), (120, 161), (1, 1)]] == [1, 1, 1]
+
+
+def test_detect_faces_near_searches_only_around_the_expected_face(portrait):
+    canvas = np.full((600, 900, 3), 90, np.uint8)
+    canvas[300:556, 600:856] = portrait
+    face = imageops.detect_faces(canvas)[0]
+    near = imageops.detect_faces_near(canvas, face)
+    assert len(near) == 1 and abs(near[0].center[0] - face.center[0]) < 8 and abs(near[0].w - face.w) < 0.2 * face.w
+    elsewhere = imageops.Box(50, 50, face.w, face.h)
+    assert imageops.detect_faces_near(canvas, elsewhere) == []
+    tiny = imageops.Box(650, 350, face.w / 3, face.h / 3)  # the right place, far too small: not searched at its size
+    assert imageops.detect_faces_near(canvas, tiny) == []

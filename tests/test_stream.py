@@ -6,6 +6,7 @@ import threading
 import time
 from fractions import Fraction
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -126,6 +127,25 @@ def test_tracker_keeps_identity_of_a_moving_face(portrait):
     assert ids == {0}
 
 
+def test_tracker_searches_near_its_tracks_between_full_scans(portrait, monkeypatch):
+    calls = {"full": 0, "near": 0}
+    full, near = imageops.detect_faces, imageops.detect_faces_near
+
+    def counted(name, function):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return function(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(imageops, "detect_faces", counted("full", full))
+    monkeypatch.setattr(imageops, "detect_faces_near", counted("near", near))
+    tracker = FaceTracker(detect_every=2, rescan_every=8, min_face=30)
+    for index, image in enumerate(moving_face_frames(portrait, 16, 200, 140)):
+        tracks = tracker.update(imageops.to_gray(image), index / 25)
+        assert [track.id for track in tracks] == [0]
+    assert calls == {"full": 2, "near": 6}  # frames 0 and 8 scan the frame; 2, 4, 6, 10, 12, 14 look near the face
+
+
 def test_scene_cut_detector():
     cuts = SceneCutDetector()
     dark, light = np.full((60, 80), 20, np.uint8), np.full((60, 80), 220, np.uint8)
@@ -133,7 +153,7 @@ def test_scene_cut_detector():
 
 
 def _frame_with_face(colour: np.ndarray, track: int = 0, cut: bool = False) -> Frame:
-    frame = Frame(0, np.zeros((64, 64, 3), np.uint8), scene_cut=cut)
+    frame = Frame(0, np.zeros((64, 64), np.uint8), scene_cut=cut)
     frame.faces = [Face(track, imageops.Box(8, 8, 48, 48), colour=colour)]
     return frame
 
@@ -168,11 +188,11 @@ def test_ema_smoothing_weights_the_new_frame_by_two_over_window_plus_one():
 def test_composite_keeps_luminance_and_colours_only_the_face():
     rng = np.random.default_rng(0)
     gray = rng.integers(30, 220, (60, 90), dtype=np.uint8)
-    frame = Frame(0, cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR), gray=gray)
+    frame = Frame(0, gray)
     chroma = np.zeros((16, 16, 2), np.float32)
     chroma[..., 0] = 30.0  # strongly red
     frame.faces = [Face(0, imageops.Box(40, 10, 40, 40), chroma=chroma)]
-    output = Composite(feather=0.2)([frame])[0].output
+    output = Composite(feather=0.2)([frame])[0].output_bgr()
     lightness_in = imageops.bgr_to_lab(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR))[..., 0]
     lightness_out = imageops.bgr_to_lab(output)[..., 0]
     assert np.abs(lightness_out - lightness_in)[15:45, 45:75].mean() < 1.5
@@ -218,6 +238,24 @@ def test_colorize_passes_faceless_frames_through_and_handles_two_faces(tmp_path,
     report = colorize_video(write_video(tmp_path / "two.mp4", two), tmp_path / "two_out.mp4", predictor,
                             Options(detect_every=1), progress=False)
     assert report["frames_with_faces"] == 4
+
+
+def _y_planes(path) -> list[np.ndarray]:
+    """The coded Y plane of every frame, whatever the chroma layout."""
+    with av.open(str(path)) as container:
+        return [np.frombuffer(frame.planes[0], np.uint8).reshape(-1, frame.planes[0].line_size)[:, :frame.width]
+                for frame in container.decode(video=0)]
+
+
+@pytest.mark.parametrize("size", [(160, 120), (161, 121)])  # 4:2:0, and 4:4:4 for the odd size
+def test_colorize_passes_the_luma_plane_through_bit_for_bit(tmp_path, portrait, predictor, size):
+    source = write_video(tmp_path / "in.mp4", moving_face_frames(portrait, 6, *size))
+    report = colorize_video(source, tmp_path / "out.mp4", predictor, Options(crf=0, detect_every=1), progress=False)
+    assert report["frames_with_faces"] == 6
+    out_frames, _, _ = read_video(tmp_path / "out.mp4")
+    assert max(np.abs(o.astype(int) - o.mean(axis=2, keepdims=True)).max() for o in out_frames) > 5  # has colour
+    # ... yet losslessly encoded (crf 0), its luminance is the source's own, bit for bit
+    assert all(np.array_equal(a, b) for a, b in zip(_y_planes(source), _y_planes(tmp_path / "out.mp4")))
 
 
 def test_colorize_keeps_rotation_metadata(tmp_path, portrait, predictor):
