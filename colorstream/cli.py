@@ -132,7 +132,8 @@ def stream_options(args: argparse.Namespace):
     from stream.jobs import Options
 
     return Options(smoothing=args.smoothing, window=args.window, detect_every=args.detect_every,
-                   min_face=args.min_face, reach=args.reach, codec=args.codec, crf=args.crf, preset=args.preset)
+                   min_face=args.min_face, reach=args.reach, batch_frames=args.batch_frames, codec=args.codec,
+                   crf=args.crf, preset=args.preset)
 
 
 def colorize_targets(inputs: list[Path], output_arg: str) -> list[tuple[Path, Path]]:
@@ -274,10 +275,29 @@ def add_stream_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detect-every", type=int, default=3, help="run face detection every k-th frame")
     p.add_argument("--min-face", type=int, default=40, help="smallest face side in pixels")
     p.add_argument("--reach", type=float, default=1.0, help="colour patch size relative to the model's face crop")
+    p.add_argument("--batch-frames", type=int, default=8, help="frames per inference batch in file mode")
     p.add_argument("--codec", default="libx264")
     p.add_argument("--crf", type=int, default=18)
     p.add_argument("--preset", default="veryfast", help="encoder preset (libx264/libx265)")
     p.add_argument("--stats-json", metavar="PATH", help="write the run's statistics as JSON")
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from colorstream import bench
+
+    clips = [Path(clip) for clip in args.clips]
+    config = bench.BenchConfig(repeats=args.repeats, model=args.model, device=args.device,
+                               live_size=parse_size(args.live_size))
+    live = None if args.no_live else Path(args.live) if args.live else clips[0]
+    results = bench.run(clips, live, stream_options(args), config, command="colorstream " + " ".join(args.argv))
+    if args.markdown:
+        try:
+            write_bytes_atomic(Path(args.markdown), bench.markdown(results).encode())
+        except OSError as error:
+            raise UserError(f"{args.markdown}: cannot write ({error.strerror})") from None
+    if args.stats_json:
+        write_json(Path(args.stats_json), results)
+    return 0
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
@@ -383,11 +403,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("clips", nargs="+", metavar="CLIP", help="colour video clips with faces")
     add_stream_arguments(p)
     p.set_defaults(run=cmd_evaluate_video)
+
+    p = commands.add_parser("bench", help="measure colorize against the decode+encode floor, per stage, live")
+    p.add_argument("clips", nargs="+", metavar="CLIP", help="video clips to measure on")
+    p.add_argument("--repeats", type=int, default=3, help="runs per figure; the median is reported")
+    p.add_argument("--live", metavar="CLIP", help="clip for the live-latency run (default: the first clip)")
+    p.add_argument("--live-size", default="640x480", metavar="WxH", help="frame size of the live run")
+    p.add_argument("--no-live", action="store_true", help="skip the live-latency run")
+    p.add_argument("--markdown", metavar="PATH", help="write the results as a Markdown report, e.g. BENCHMARKS.md")
+    add_stream_arguments(p)
+    p.set_defaults(run=cmd_bench)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.argv = argv
     from model.checkpoint import CheckpointError
     from stream.pipeline import PipelineError
 

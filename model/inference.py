@@ -32,7 +32,7 @@ class Predictor:
     """A loaded model plus the preprocessing its metadata prescribes."""
 
     def __init__(self, net: torch.nn.Module, metadata: dict[str, Any], device: torch.device):
-        self.net = net.to(device).eval()
+        self.net = net.to(device, memory_format=torch.channels_last).eval()  # about 10% faster on CPU, measured
         self.metadata = metadata
         self.device = device
         self.resolution = int(metadata["resolution"])
@@ -60,7 +60,7 @@ class Predictor:
         outputs = []
         for start in range(0, len(sketches), batch_size):
             chunk = torch.from_numpy(np.ascontiguousarray(sketches[start:start + batch_size]))
-            x = chunk.to(self.device, torch.float32).unsqueeze(1) / 255.0  # (b, 1, N, N)
+            x = chunk.to(self.device, torch.float32).unsqueeze(1) / 255.0  # (b, 1, N, N); one channel: NCHW is NHWC
             rgb = self.net(x)  # (b, 3, N, N)
             if self.saturation_gain != 1.0:  # calibrated after training: regression to the mean washes colour out
                 luma = (rgb * self._luma_weights).sum(dim=1, keepdim=True)  # (b, 1, N, N)
