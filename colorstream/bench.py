@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from model.inference import Predictor
-from stream.jobs import Options
+from stream.jobs import Options, use_threads
 from stream.video_io import MediaError, VideoReader
 
 REFERENCE_PRESET = "medium"  # libx264's default: the reference the issue compares against
@@ -177,6 +177,7 @@ def run(clips: list[Path], live: Path | None, options: Options, config: BenchCon
 
     for clip in clips:
         clip_facts(clip)  # a bad clip fails now, with its own message, not after minutes of measuring
+    use_threads(options)  # inference alone is timed with the threads it gets inside the pipeline
     results = {"command": command, "repeats": config.repeats, "batches": list(config.batches),
                "machine": machine(), "options": asdict(options), "clips": [], "inference_ms_per_face": {}}
     for clip in clips:
@@ -206,6 +207,7 @@ def markdown(results: dict) -> str:
         f"{results['repeats']} runs. Nothing here is asserted by the tests.", "",
         "```", results["command"], "```", "",
         f"- Machine: {m['cores']} cores, {m['cpu']}; GPU: {m['gpu'] or 'none'}.",
+        f"- Inference threads: {m['torch_threads']} (torch), as inside the pipeline.",
         f"- Versions: Python {m['python']}, torch {m['torch']}, PyAV {m['pyav']} (libavcodec {m['libavcodec']}), "
         f"OpenCV {m['opencv']}, NumPy {m['numpy']}.",
         f"- Encoder: {o['codec']} crf {o['crf']}, preset {o['preset']} for colorize and the floor; the reference "

@@ -132,8 +132,9 @@ def stream_options(args: argparse.Namespace):
     from stream.jobs import Options
 
     return Options(smoothing=args.smoothing, window=args.window, detect_every=args.detect_every,
+                   detect_side=args.detect_side,
                    min_face=args.min_face, reach=args.reach, batch_frames=args.batch_frames, codec=args.codec,
-                   crf=args.crf, preset=args.preset)
+                   crf=args.crf, preset=args.preset, threads=args.threads)
 
 
 def colorize_targets(inputs: list[Path], output_arg: str) -> list[tuple[Path, Path]]:
@@ -273,12 +274,15 @@ def add_stream_arguments(p: argparse.ArgumentParser) -> None:
                    help="temporal smoothing of face colour (default: mean, the paper's)")
     p.add_argument("--window", type=int, default=5, help="frames the smoothing averages over")
     p.add_argument("--detect-every", type=int, default=3, help="run face detection every k-th frame")
+    p.add_argument("--detect-side", type=int, default=480,
+                   help="full-frame face scans run on the frame downscaled to this longer side")
     p.add_argument("--min-face", type=int, default=40, help="smallest face side in pixels")
     p.add_argument("--reach", type=float, default=1.0, help="colour patch size relative to the model's face crop")
     p.add_argument("--batch-frames", type=int, default=8, help="frames per inference batch in file mode")
     p.add_argument("--codec", default="libx264")
     p.add_argument("--crf", type=int, default=18)
     p.add_argument("--preset", default="veryfast", help="encoder preset (libx264/libx265)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads for inference (default 0: half the cores)")
     p.add_argument("--stats-json", metavar="PATH", help="write the run's statistics as JSON")
 
 

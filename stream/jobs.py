@@ -14,6 +14,7 @@ from typing import Iterable, Iterator
 
 import cv2
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from colorstream.files import write_image_atomic
@@ -30,16 +31,24 @@ class Options:
     smoothing: str = "mean"
     window: int = 5
     detect_every: int = 3
+    detect_side: int = 480  # full-frame scans run on the frame downscaled to this longer side
     min_face: int = 40
     reach: float = 1.0  # the colour patch's side relative to the model's crop
     batch_frames: int = 8  # frames per inference batch in file mode
     codec: str = "libx264"
     crf: int = 18
     preset: str = "veryfast"
+    threads: int = 0  # torch threads for inference; 0: one per two cores, since the other stages need the rest
+
+
+def use_threads(options: Options) -> None:
+    """Give inference its share of the cores: the stage threads, the decoder and the encoder share the rest."""
+    torch.set_num_threads(options.threads or max(1, (os.cpu_count() or 2) // 2))
 
 
 def build_stages(predictor: Predictor, options: Options, live: bool) -> list[Stage]:
-    tracker = FaceTracker(detect_every=options.detect_every, min_face=options.min_face)
+    tracker = FaceTracker(detect_every=options.detect_every, min_face=options.min_face,
+                          detect_side=options.detect_side)
     return [
         Stage("detect", Detect(tracker, predictor.crop_margin, options.reach)),
         Stage("sketchify", Sketchify(predictor)),
@@ -72,6 +81,7 @@ def colorize_image(source: Path, target: Path, predictor: Predictor, options: Op
 def colorize_video(source: Path, target: Path, predictor: Predictor, options: Options,
                    progress: bool = True) -> dict:
     """Every frame of `source`, colorized, into `target` with its timestamps, rotation and audio."""
+    use_threads(options)
     reader = VideoReader(source)
     try:
         frames = reader.frames()
@@ -195,6 +205,7 @@ def overlay(image: np.ndarray, lines: list[str]) -> None:
 def run_live(frames: Iterable[Frame], rate: Fraction, predictor: Predictor, options: Options, window: bool,
              record: Path | None = None, snapshot_dir: Path = Path(".")) -> dict:
     """Colorize frames as they come, dropping stale ones; show and/or record them."""
+    use_threads(options)
     window_name = "colorstream: original | colorized"
     if window:
         open_window(window_name)

@@ -69,9 +69,10 @@ class FaceTracker:
     is dropped, so its colour history goes with it.
     """
 
-    def __init__(self, detect_every: int = 3, min_face: int = 40, rescan_every: int = 12, max_misses: int = 2,
-                 min_iou: float = 0.2, min_cutoff: float = 0.5, beta: float = 0.01):
+    def __init__(self, detect_every: int = 3, min_face: int = 40, detect_side: int = 480, rescan_every: int = 12,
+                 max_misses: int = 2, min_iou: float = 0.2, min_cutoff: float = 0.5, beta: float = 0.01):
         self.detect_every, self.min_face, self.max_misses, self.min_iou = detect_every, min_face, max_misses, min_iou
+        self.detect_side = detect_side
         self.rescan_every = max(rescan_every, detect_every)
         self.min_cutoff, self.beta = min_cutoff, beta
         self.tracks: list[Track] = []
@@ -87,7 +88,7 @@ class FaceTracker:
     def update(self, gray: np.ndarray, t: float) -> list[Track]:
         if self._since_detection % self.detect_every == 0:
             if not self.tracks or self._since_rescan >= self.rescan_every:
-                detections = imageops.detect_faces(gray, min_face=self.min_face)
+                detections = imageops.detect_faces(gray, min_face=self.min_face, max_side=self.detect_side)
                 self._since_rescan = 0
             else:
                 detections = []
