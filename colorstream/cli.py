@@ -134,7 +134,7 @@ def stream_options(args: argparse.Namespace):
     return Options(smoothing=args.smoothing, window=args.window, detect_every=args.detect_every,
                    detect_side=args.detect_side,
                    min_face=args.min_face, reach=args.reach, batch_frames=args.batch_frames, codec=args.codec,
-                   crf=args.crf, preset=args.preset, threads=args.threads)
+                   crf=args.crf, preset=args.preset, saturation=args.saturation, threads=args.threads)
 
 
 def colorize_targets(inputs: list[Path], output_arg: str) -> list[tuple[Path, Path]]:
@@ -279,6 +279,8 @@ def add_stream_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-face", type=int, default=40, help="smallest face side in pixels")
     p.add_argument("--reach", type=float, default=1.0, help="colour patch size relative to the model's face crop")
     p.add_argument("--batch-frames", type=int, default=8, help="frames per inference batch in file mode")
+    p.add_argument("--saturation", type=float, default=0.0,
+                   help="chroma gain of the model's colours (default 0: the gain calibrated into the checkpoint)")
     p.add_argument("--codec", default="libx264")
     p.add_argument("--crf", type=int, default=18)
     p.add_argument("--preset", default="veryfast", help="encoder preset (libx264/libx265)")

@@ -55,16 +55,21 @@ class Predictor:
         return imageops.make_sketch(image, self.input_kind, **params)
 
     @torch.inference_mode()
-    def predict_prepared(self, sketches: np.ndarray, batch_size: int = 32) -> np.ndarray:
-        """(B, N, N) uint8 model inputs -> (B, N, N, 3) uint8 BGR photos."""
+    def predict_prepared(self, sketches: np.ndarray, batch_size: int = 32,
+                         saturation_gain: float | None = None) -> np.ndarray:
+        """(B, N, N) uint8 model inputs -> (B, N, N, 3) uint8 BGR photos.
+
+        `saturation_gain` overrides the checkpoint's calibrated gain (None keeps it).
+        """
+        gain = self.saturation_gain if saturation_gain is None else saturation_gain
         outputs = []
         for start in range(0, len(sketches), batch_size):
             chunk = torch.from_numpy(np.ascontiguousarray(sketches[start:start + batch_size]))
             x = chunk.to(self.device, torch.float32).unsqueeze(1) / 255.0  # (b, 1, N, N); one channel: NCHW is NHWC
             rgb = self.net(x)  # (b, 3, N, N)
-            if self.saturation_gain != 1.0:  # calibrated after training: regression to the mean washes colour out
+            if gain != 1.0:  # calibrated after training: regression to the mean washes colour out
                 luma = (rgb * self._luma_weights).sum(dim=1, keepdim=True)  # (b, 1, N, N)
-                rgb = luma + self.saturation_gain * (rgb - luma)
+                rgb = luma + gain * (rgb - luma)
             rgb = rgb.clamp(0.0, 1.0)
             bgr = (rgb.flip(1) * 255.0 + 0.5).to(torch.uint8).permute(0, 2, 3, 1)  # (b, N, N, 3)
             outputs.append(bgr.cpu().numpy())

@@ -38,6 +38,7 @@ class Options:
     codec: str = "libx264"
     crf: int = 18
     preset: str = "veryfast"
+    saturation: float = 0.0  # chroma gain of the model's output; 0: the checkpoint's calibrated gain
     threads: int = 0  # torch threads for inference; 0: one per two cores, since the other stages need the rest
 
 
@@ -52,7 +53,8 @@ def build_stages(predictor: Predictor, options: Options, live: bool) -> list[Sta
     return [
         Stage("detect", Detect(tracker, predictor.crop_margin, options.reach)),
         Stage("sketchify", Sketchify(predictor)),
-        Stage("inference", Infer(predictor), batch=1 if live else options.batch_frames),
+        Stage("inference", Infer(predictor, saturation_gain=options.saturation or None),
+              batch=1 if live else options.batch_frames),
         Stage("smoothing", Smooth(options.smoothing, options.window)),
         Stage("composite", Composite()),
     ]

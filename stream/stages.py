@@ -53,13 +53,14 @@ class Sketchify:
 class Infer:
     """All faces of all frames in the batch through the network at once."""
 
-    def __init__(self, predictor: Predictor, batch_size: int = 32):
-        self.predictor, self.batch_size = predictor, batch_size
+    def __init__(self, predictor: Predictor, batch_size: int = 32, saturation_gain: float | None = None):
+        self.predictor, self.batch_size, self.saturation_gain = predictor, batch_size, saturation_gain
 
     def __call__(self, frames: list[Frame]) -> list[Frame]:
         faces = [face for frame in frames for face in frame.faces]
         if faces:
-            colours = self.predictor.predict_prepared(np.stack([face.sketch for face in faces]), self.batch_size)
+            colours = self.predictor.predict_prepared(np.stack([face.sketch for face in faces]), self.batch_size,
+                                                      self.saturation_gain)
             for face, colour in zip(faces, colours):
                 face.colour = colour
         return frames

@@ -113,6 +113,8 @@ def test_saturation_gain_scales_chroma_around_luma(tiny_checkpoint):
     assert np.abs(gray - gray[..., :1]).max() <= 1
     luma = plain @ np.array([0.114, 0.587, 0.299])  # BGR
     assert np.abs(gray[..., 0] - luma).max() <= 1.5
+    predictor.saturation_gain = 1.0
+    assert np.array_equal(predictor.predict_prepared(sketches, saturation_gain=0.0), gray)  # a per-call override
     payload = torch.load(tiny_checkpoint, weights_only=True)
     payload["metadata"]["saturation_gain"] = -1
     torch.save(payload, tiny_checkpoint)
