@@ -59,8 +59,8 @@ class DrawServer(ThreadingHTTPServer):
 
         The page's canvas is framed like the model's training crop, so it is
         inverted whole: on held-out FS2K pairs framed that way, looking for
-        the face first (`Predictor.invert`) scored lower and took twice as
-        long (`python -m colorstream.draw.measure`).
+        the face first (`Predictor.invert`) scored lower and took 1.8 times
+        as long (`python -m colorstream.draw.measure`).
         """
         sketch = apply_strictness(decode_sketch(body), strictness)
         with self.model_lock:
