@@ -267,6 +267,38 @@ def cmd_evaluate_video(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_draw(args: argparse.Namespace) -> int:
+    import ipaddress
+    import webbrowser
+
+    from colorstream.draw.server import DrawServer
+    from model.inference import load
+
+    if not 0 <= args.port <= 65535:
+        raise UserError(f"--port {args.port}: expected 0 to 65535")
+    predictor = load(args.model, args.device)
+    try:
+        server = DrawServer((args.host, args.port), predictor)
+    except OSError as error:
+        raise UserError(f"cannot listen on {args.host}:{args.port} ({error.strerror or error})") from None
+    host, port = server.server_address[:2]
+    address = ipaddress.ip_address(host)
+    if not address.is_loopback:
+        print(f"colorstream draw: warning: listening on {host}, so anyone who can reach this machine over the "
+              "network can use the app", file=sys.stderr)
+    url = f"http://{'127.0.0.1' if address.is_unspecified else host}:{port}/"
+    print(f"colorstream draw: serving on {url} (Ctrl-C stops)", flush=True)
+    if not args.no_browser:
+        webbrowser.open(url)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
 def add_stream_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="CKPT", help="checkpoint (default: the bundled model)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="where the model runs")
@@ -404,6 +436,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", metavar="WxH", help="capture size of the camera; a --source is scaled and cropped to it")
     add_stream_arguments(p)
     p.set_defaults(run=cmd_live)
+
+    p = commands.add_parser("draw", help="a local web page that turns a face sketch into a photo as you draw")
+    p.add_argument("--model", metavar="CKPT", help="checkpoint (default: the bundled model)")
+    p.add_argument("--device", **device)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default: this machine only; 0.0.0.0 opens it to the network)")
+    p.add_argument("--port", type=int, default=8765, help="port to listen on; 0 picks a free one")
+    p.add_argument("--no-browser", action="store_true", help="do not open the page in the default browser")
+    p.set_defaults(run=cmd_draw)
 
     p = commands.add_parser("evaluate-video", help="make colour clips gray, colorize them, score against the original")
     p.add_argument("clips", nargs="+", metavar="CLIP", help="colour video clips with faces")

@@ -35,3 +35,18 @@ def tiny_metadata(config) -> dict:
     return {"model": config.to_dict(), "input_kind": "pencil", "sketch_params": {"blur_sigma": 1.0},
             "normalize_sketch": True, "resolution": 32, "crop_margin": 1.4, "color_space": "rgb",
             "training": {"data_fingerprint": {"faces": "test"}, "command": "test"}, "metrics": {}}
+
+
+@pytest.fixture(scope="module")
+def draw_server():
+    """`colorstream draw`'s server with the bundled model, serving on a free port in a thread."""
+    import threading
+
+    from colorstream.draw.server import DrawServer
+    from model.inference import load
+
+    server = DrawServer(("127.0.0.1", 0), load(device="cpu"))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
