@@ -252,18 +252,22 @@ def cmd_live(args: argparse.Namespace) -> int:
 
 def cmd_evaluate_video(args: argparse.Namespace) -> int:
     from model.inference import load
-    from stream.evaluation import evaluate_video
+    from stream.evaluation import evaluate_video, mean_over_clips
 
     predictor = load(args.model, args.device)
+    plots = Path(args.plots) if args.plots else None
+    if plots is not None:
+        ensure_output_dir(plots)
     reports = []
-    for clip in args.clips:
-        report = evaluate_video(Path(clip), predictor, stream_options(args))
+    for clip in map(Path, args.clips):
+        strip = plots / f"{clip.stem}_{args.smoothing}_face_ab.png" if plots is not None else None
+        report = evaluate_video(clip, predictor, stream_options(args), strip=strip)
         reports.append(report)
-        print(f"{report['clip']}: PSNR {report['psnr_output']:.2f} dB (gray input {report['psnr_gray']:.2f}), "
-              f"face a/b error {report['face_ab_error_output']:.2f} (gray input {report['face_ab_error_gray']:.2f}, "
-              f"ratio {report['face_ab_error_ratio']:.2f}), {report['fps']} fps")
+        print(evaluation_line(report))
+    if len(reports) > 1:
+        print(evaluation_line({"clip": "mean over clips", **mean_over_clips(reports)}))
     if args.stats_json:
-        write_json(Path(args.stats_json), {"clips": reports})
+        write_json(Path(args.stats_json), {"clips": reports, "mean_over_clips": mean_over_clips(reports)})
     return 0
 
 
@@ -299,11 +303,24 @@ def cmd_draw(args: argparse.Namespace) -> int:
     return 0
 
 
+def evaluation_line(report: dict) -> str:
+    return (f"{report['clip']}: PSNR {report['psnr_output']:.2f} dB (gray input {report['psnr_gray']:.2f}), "
+            f"SSIM {report['ssim_output']:.4f} ({report['ssim_gray']:.4f}), "
+            f"face a/b error {report['face_ab_error_output']:.2f} ({report['face_ab_error_gray']:.2f}, "
+            f"ratio {report['face_ab_error_ratio']:.3f}), excess face chroma flicker "
+            f"{report['excess_face_chroma_flicker']:.3f}, warp error x1e3 {1e3 * report['warp_error_output']:.3f} "
+            f"(truth {1e3 * report['warp_error_truth']:.3f}), CDC {report['cdc_output']:.5f} "
+            f"(truth {report['cdc_truth']:.5f}), smoothing {report['smoothing_ms_per_frame']:.2f} ms/frame, "
+            f"{report['fps']} fps")
+
+
 def add_stream_arguments(p: argparse.ArgumentParser) -> None:
+    from stream.smoothing import DEFAULT_SMOOTHING, SMOOTHING
+
     p.add_argument("--model", metavar="CKPT", help="checkpoint (default: the bundled model)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="where the model runs")
-    p.add_argument("--smoothing", default="mean", choices=["none", "mean", "ema"],
-                   help="temporal smoothing of face colour (default: mean, the paper's)")
+    p.add_argument("--smoothing", default=DEFAULT_SMOOTHING, choices=SMOOTHING,
+                   help=f"temporal smoothing of face colour (default: {DEFAULT_SMOOTHING})")
     p.add_argument("--window", type=int, default=5, help="frames the smoothing averages over")
     p.add_argument("--detect-every", type=int, default=3, help="run face detection every k-th frame")
     p.add_argument("--detect-side", type=int, default=480,
@@ -448,6 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("evaluate-video", help="make colour clips gray, colorize them, score against the original")
     p.add_argument("clips", nargs="+", metavar="CLIP", help="colour video clips with faces")
+    p.add_argument("--plots", metavar="DIR", help="write a strip plot of face colour over time per clip "
+                   "(DIR/<clip>_<smoothing>_face_ab.png)")
     add_stream_arguments(p)
     p.set_defaults(run=cmd_evaluate_video)
 

@@ -89,10 +89,12 @@ class Predictor:
         flip_average = self.flip_average if flip_average is None else flip_average
         prepared = np.stack([imageops.prepare_sketch(s, self.resolution, self.normalize) for s in sketches]) \
             if len(sketches) else np.zeros((0, self.resolution, self.resolution), np.uint8)
-        photos = self.predict_prepared(prepared, batch_size)
-        if flip_average and len(prepared):
-            mirrored = self.predict_prepared(np.ascontiguousarray(prepared[:, :, ::-1]), batch_size)[:, :, ::-1]
+        if flip_average and len(prepared):  # both views in one batch: one call, and the same kernels for each
+            both = self.predict_prepared(np.concatenate([prepared, prepared[:, :, ::-1]]), 2 * batch_size)
+            photos, mirrored = both[:len(prepared)], both[len(prepared):, :, ::-1]
             photos = ((photos.astype(np.uint16) + mirrored + 1) // 2).astype(np.uint8)
+        else:
+            photos = self.predict_prepared(prepared, batch_size)
         return [cv2.resize(photo, (s.shape[1], s.shape[0]), interpolation=cv2.INTER_CUBIC)
                 if s.shape[:2] != photo.shape[:2] else photo for s, photo in zip(sketches, photos)]
 

@@ -4,20 +4,27 @@ The grayscale clip (audio kept) is written with the same writer `colorize`
 uses, then colorized through the real pipeline, so the scores cover the
 whole product path: decode, detect, sketchify, infer, smooth, composite,
 encode. The gray clip itself is scored too, as the baseline to beat.
+
+Temporal scores (warp error, face chroma flicker, CDC) look at consecutive
+frames; their definitions are in `colorstream.temporal` and `ClipScores`.
 """
 
 from __future__ import annotations
 
 import tempfile
+from collections import defaultdict
 from itertools import chain
 from pathlib import Path
 
 import av
 import numpy as np
 
-from colorstream import imageops, metrics
+from colorstream import imageops, metrics, temporal
+from colorstream.files import write_image_atomic
+from colorstream.temporal import ColourDistributionConsistency
 from model.inference import Predictor
 from stream.jobs import Options, colorize_video
+from stream.strip_plot import draw_strip
 from stream.video_io import VideoReader, VideoWriter
 
 
@@ -42,49 +49,133 @@ def _decoded(path: Path):
             yield frame.to_ndarray(format="bgr24")
 
 
-def face_ab_error(image: np.ndarray, truth: np.ndarray, faces: list[imageops.Box]) -> tuple[float, int]:
-    """Summed Euclidean Lab a/b distance over the face boxes' pixels, and the pixel count."""
-    total, count = 0.0, 0
-    height, width = truth.shape[:2]
-    for box in faces:
-        x0, y0 = max(0, int(box.x)), max(0, int(box.y))
-        x1, y1 = min(width, int(box.x + box.w)), min(height, int(box.y + box.h))
-        if x1 <= x0 or y1 <= y0:
-            continue
-        ab_image = imageops.bgr_to_lab(image[y0:y1, x0:x1])[:, :, 1:]
-        ab_truth = imageops.bgr_to_lab(truth[y0:y1, x0:x1])[:, :, 1:]
-        total += float(np.linalg.norm(ab_image - ab_truth, axis=2).sum())
-        count += (x1 - x0) * (y1 - y0)
-    return total, count
+def face_pixels(image: np.ndarray, faces: list[imageops.Box]) -> np.ndarray:
+    """The pixels inside the face boxes (clipped to the image), (K, C), box after box in row order."""
+    height, width = image.shape[:2]
+    parts = [image[max(0, int(b.y)):min(height, int(b.y + b.h)), max(0, int(b.x)):min(width, int(b.x + b.w))]
+             for b in faces]
+    return np.concatenate([part.reshape(-1, image.shape[2]) for part in parts] or [image[:0, 0]])
 
 
-def evaluate_video(source: Path, predictor: Predictor, options: Options, workdir: Path | None = None) -> dict:
-    """Scores of the colorized clip and of its grayscale input against the original colour clip."""
+def face_ab(image: np.ndarray, faces: list[imageops.Box]) -> np.ndarray:
+    """Lab a/b of the pixels inside the face boxes, (K, 2) float32, in `face_pixels` order."""
+    pixels = face_pixels(image, faces)
+    if not len(pixels):  # no face, or boxes wholly outside the frame
+        return np.zeros((0, 2), np.float32)
+    return imageops.bgr_to_lab(pixels[None])[0, :, 1:]
+
+
+def ab_distance_sum(a: np.ndarray, b: np.ndarray) -> float:
+    """Summed Euclidean distance of two (K, 2) arrays of Lab a/b."""
+    return float(np.linalg.norm(a - b, axis=1).sum())
+
+
+class ClipScores:
+    """Every score of one clip, fed a frame at a time: truth (the colour original), its gray version, output.
+
+    Only the previous frame triple and the last four frames' histograms are
+    kept, so a clip of any length fits in memory. Face boxes are found by Haar
+    detection on the truth, independently of the pipeline's tracker.
+    """
+
+    def __init__(self, min_face: int):
+        self.min_face = min_face
+        self.sums: dict[str, float] = defaultdict(float)
+        self.counts: dict[str, int] = defaultdict(int)
+        self.cdc_output, self.cdc_truth = ColourDistributionConsistency(), ColourDistributionConsistency()
+        self.face_means: list[tuple[float, ...]] = []  # per frame: output a, b, truth a, b (NaN: no face)
+        self._previous: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # truth, gray luma, output
+
+    def add(self, truth: np.ndarray, gray: np.ndarray, output: np.ndarray) -> None:
+        sums, counts = self.sums, self.counts
+        counts["frames"] += 1
+        sums["psnr_output"] += metrics.psnr(output, truth)
+        sums["psnr_gray"] += metrics.psnr(gray, truth)
+        sums["ssim_output"] += metrics.ssim(output, truth)
+        sums["ssim_gray"] += metrics.ssim(gray, truth)
+        faces = imageops.detect_faces(truth, min_face=self.min_face)
+        ab_truth, ab_output = face_ab(truth, faces), face_ab(output, faces)  # (K, 2) each
+        sums["ab_output"] += ab_distance_sum(ab_output, ab_truth)
+        sums["ab_gray"] += ab_distance_sum(face_ab(gray, faces), ab_truth)
+        counts["face_pixels"] += len(ab_truth)
+        if len(ab_truth):
+            sums["colourfulness_output"] += metrics.colourfulness(face_pixels(output, faces))
+            sums["colourfulness_truth"] += metrics.colourfulness(face_pixels(truth, faces))
+            counts["face_frames"] += 1
+            self.face_means.append((*ab_output.mean(axis=0), *ab_truth.mean(axis=0)))
+        else:
+            self.face_means.append((np.nan,) * 4)
+        luma = imageops.to_gray(gray)
+        if self._previous is not None:
+            self._add_pair(*self._previous, truth, luma, output, faces, ab_truth, ab_output)
+        self.cdc_output.add(output)
+        self.cdc_truth.add(truth)
+        self._previous = truth, luma, output
+
+    def _add_pair(self, truth_before: np.ndarray, luma_before: np.ndarray, output_before: np.ndarray,
+                  truth: np.ndarray, luma: np.ndarray, output: np.ndarray, faces: list[imageops.Box],
+                  ab_truth: np.ndarray, ab_output: np.ndarray) -> None:
+        """Warp error (flow of the gray input, frame t onto t-1) and face chroma change, frame t-1 to t."""
+        to_previous = temporal.flow(luma, luma_before)  # (H, W, 2) w_{t->t-1}
+        valid = ~temporal.occlusion_mask(to_previous, temporal.flow(luma_before, luma))
+        self.sums["warp_output"] += temporal.warp_error(output_before, output, to_previous, valid)
+        self.sums["warp_truth"] += temporal.warp_error(truth_before, truth, to_previous, valid)
+        self.counts["pairs"] += 1
+        # the face boxes of frame t, read in both frames: how much the colour under them changed
+        self.sums["flicker_output"] += ab_distance_sum(ab_output, face_ab(output_before, faces))
+        self.sums["flicker_truth"] += ab_distance_sum(ab_truth, face_ab(truth_before, faces))
+        self.counts["flicker_pixels"] += len(ab_truth)
+
+    def report(self) -> dict:
+        sums, counts = self.sums, self.counts
+
+        def mean(key: str, count: str, digits: int = 3) -> float:
+            return round(sums[key] / max(counts[count], 1), digits)
+
+        report = {
+            "frames": counts["frames"],
+            "psnr_output": mean("psnr_output", "frames"), "psnr_gray": mean("psnr_gray", "frames"),
+            "ssim_output": mean("ssim_output", "frames", 4), "ssim_gray": mean("ssim_gray", "frames", 4),
+            "face_ab_error_output": mean("ab_output", "face_pixels"),
+            "face_ab_error_gray": mean("ab_gray", "face_pixels"),
+            "face_colourfulness_output": mean("colourfulness_output", "face_frames", 2),
+            "face_colourfulness_truth": mean("colourfulness_truth", "face_frames", 2),
+            "warp_error_output": mean("warp_output", "pairs", 7), "warp_error_truth": mean("warp_truth", "pairs", 7),
+            "face_chroma_flicker_output": mean("flicker_output", "flicker_pixels"),
+            "face_chroma_flicker_truth": mean("flicker_truth", "flicker_pixels"),
+            "cdc_output": round(self.cdc_output.value, 6), "cdc_truth": round(self.cdc_truth.value, 6),
+        }
+        ratio = report["face_ab_error_output"] / max(report["face_ab_error_gray"], 1e-9)
+        excess = report["face_chroma_flicker_output"] - report["face_chroma_flicker_truth"]
+        report.update(face_ab_error_ratio=round(ratio, 3), excess_face_chroma_flicker=round(excess, 3))
+        return report
+
+
+def evaluate_video(source: Path, predictor: Predictor, options: Options, workdir: Path | None = None,
+                   strip: Path | None = None) -> dict:
+    """Scores of the colorized clip and of its grayscale input against the original colour clip.
+
+    With `strip`, also writes there a PNG of the mean face a and b over time, output against truth.
+    """
     with tempfile.TemporaryDirectory(dir=workdir) as scratch:
         gray_path = Path(scratch) / f"gray{source.suffix or '.mp4'}"
         out_path = Path(scratch) / f"colorized{source.suffix or '.mp4'}"
         make_gray_clip(source, gray_path, options)
         run = colorize_video(gray_path, out_path, predictor, options, progress=False)
-        sums = {"psnr_output": 0.0, "psnr_gray": 0.0, "ab_output": 0.0, "ab_gray": 0.0, "face_pixels": 0}
-        frames = 0
+        scores = ClipScores(options.min_face)
         for truth, gray, output in zip(_decoded(source), _decoded(gray_path), _decoded(out_path)):
-            frames += 1
-            sums["psnr_output"] += metrics.psnr(output, truth)
-            sums["psnr_gray"] += metrics.psnr(gray, truth)
-            faces = imageops.detect_faces(truth, min_face=options.min_face)
-            error_output, pixels = face_ab_error(output, truth, faces)
-            error_gray, _ = face_ab_error(gray, truth, faces)
-            sums["ab_output"] += error_output
-            sums["ab_gray"] += error_gray
-            sums["face_pixels"] += pixels
-    pixels = max(sums["face_pixels"], 1)
-    report = {
-        "clip": source.name, "frames": frames,
-        "psnr_output": round(sums["psnr_output"] / max(frames, 1), 3),
-        "psnr_gray": round(sums["psnr_gray"] / max(frames, 1), 3),
-        "face_ab_error_output": round(sums["ab_output"] / pixels, 3),
-        "face_ab_error_gray": round(sums["ab_gray"] / pixels, 3),
-        "fps": run["fps"], "frames_with_faces": run["frames_with_faces"],
-    }
-    report["face_ab_error_ratio"] = round(report["face_ab_error_output"] / max(report["face_ab_error_gray"], 1e-9), 3)
-    return report
+            scores.add(truth, gray, output)
+    if strip is not None:
+        title = f"{source.name}: {len(scores.face_means)} frames, smoothing {options.smoothing}"
+        write_image_atomic(strip, draw_strip(np.array(scores.face_means, np.float32).reshape(-1, 4), title))
+    stages = run["ms_per_frame"]
+    smoothing = stages["smoothing"] + stages.get("flow smoothing", 0.0)  # what every method costs, all stages
+    return {"clip": source.name, "smoothing": options.smoothing, **scores.report(), "fps": run["fps"],
+            "smoothing_ms_per_frame": round(smoothing, 2), "frames_with_faces": run["frames_with_faces"],
+            "ms_per_frame": stages}
+
+
+def mean_over_clips(reports: list[dict]) -> dict:
+    """Each score's plain mean over the clips: every clip counts once."""
+    keys = [key for key, value in reports[0].items() if isinstance(value, float)]
+    return {key: round(float(np.mean([report[key] for report in reports])), 7) for key in keys}

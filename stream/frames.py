@@ -15,6 +15,7 @@ from colorstream import imageops
 class Face:
     track: int
     box: imageops.Box  # the square the model sees, in frame pixels
+    crop: np.ndarray | None = None  # (N, N) uint8 gray face crop the sketch is made from; smoothing tracks it
     sketch: np.ndarray | None = None  # (N, N) uint8 model input
     colour: np.ndarray | None = None  # (N, N, 3) uint8 BGR model output
     chroma: np.ndarray | None = None  # (N, N, 2) float32 Lab a/b after smoothing

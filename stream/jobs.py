@@ -21,6 +21,7 @@ from colorstream.files import write_image_atomic
 from model.inference import Predictor
 from stream.frames import Frame
 from stream.pipeline import Pipeline, Stage
+from stream.smoothing import DEFAULT_SMOOTHING, FlowSmoothing, still_weight
 from stream.stages import Composite, Detect, Infer, Sketchify, Smooth
 from stream.tracking import FaceTracker
 from stream.video_io import MediaError, VideoReader, VideoWriter
@@ -28,7 +29,7 @@ from stream.video_io import MediaError, VideoReader, VideoWriter
 
 @dataclass
 class Options:
-    smoothing: str = "mean"
+    smoothing: str = DEFAULT_SMOOTHING
     window: int = 5
     detect_every: int = 3
     detect_side: int = 480  # full-frame scans run on the frame downscaled to this longer side
@@ -50,14 +51,18 @@ def use_threads(options: Options) -> None:
 def build_stages(predictor: Predictor, options: Options, live: bool) -> list[Stage]:
     tracker = FaceTracker(detect_every=options.detect_every, min_face=options.min_face,
                           detect_side=options.detect_side)
-    return [
+    per_frame = options.smoothing == "flow"  # after compositing, in frame coordinates
+    stages = [
         Stage("detect", Detect(tracker, predictor.crop_margin, options.reach)),
         Stage("sketchify", Sketchify(predictor)),
         Stage("inference", Infer(predictor, saturation_gain=options.saturation or None),
               batch=1 if live else options.batch_frames),
-        Stage("smoothing", Smooth(options.smoothing, options.window)),
+        Stage("smoothing", Smooth("none" if per_frame else options.smoothing, options.window)),
         Stage("composite", Composite()),
     ]
+    if per_frame:
+        stages.append(Stage("flow smoothing", FlowSmoothing(still_weight(options.window))))
+    return stages
 
 
 def stage_report(pipeline: Pipeline, frames: int, seconds: float) -> dict:

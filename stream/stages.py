@@ -5,17 +5,14 @@ Each is a small callable over a batch of `Frame`s, run by `stream.pipeline`.
 
 from __future__ import annotations
 
-from collections import deque
-
 import cv2
 import numpy as np
 
 from colorstream import imageops
 from model.inference import Predictor
 from stream.frames import Face, Frame
+from stream.smoothing import METHODS, TrackSmoother
 from stream.tracking import FaceTracker, SceneCutDetector
-
-SMOOTHING = ("none", "mean", "ema")
 
 
 class Detect:
@@ -45,8 +42,9 @@ class Sketchify:
         size = self.predictor.resolution
         for frame in frames:
             for face in frame.faces:
-                crop = imageops.crop_square(frame.gray, face.box, size)
-                face.sketch = imageops.prepare_sketch(self.predictor.sketchify(crop), size, self.predictor.normalize)
+                face.crop = imageops.crop_square(frame.gray, face.box, size)
+                face.sketch = imageops.prepare_sketch(self.predictor.sketchify(face.crop), size,
+                                                      self.predictor.normalize)
         return frames
 
 
@@ -67,45 +65,29 @@ class Infer:
 
 
 class Smooth:
-    """Per-track temporal smoothing of the predicted chroma, in face-aligned coordinates.
+    """Per-track temporal smoothing of the predicted chroma in face-aligned coordinates (`stream.smoothing`),
+    and the conversion of the model's colour to the chroma the composite uses.
 
-    "mean" is the paper's moving average over the last `window` frames; "ema"
-    an exponential average with weight 2 / (window + 1). A new track or a
-    scene cut starts from scratch.
+    A new track or a scene cut starts from scratch.
     """
 
     def __init__(self, method: str = "mean", window: int = 5):
-        if method not in SMOOTHING:
-            raise ValueError(f"unknown smoothing {method!r}; expected one of {', '.join(SMOOTHING)}")
-        self.method, self.window = method, max(1, window)
-        self.history: dict[int, deque] = {}
-        self.average: dict[int, np.ndarray] = {}
+        if method not in METHODS:
+            raise ValueError(f"unknown face-aligned smoothing {method!r}; expected one of {', '.join(METHODS)}")
+        self.method, self.window = method, window
+        self.tracks: dict[int, TrackSmoother] = {}
 
     def __call__(self, frames: list[Frame]) -> list[Frame]:
         for frame in frames:
             if frame.scene_cut:
-                self.history.clear()
-                self.average.clear()
+                self.tracks.clear()
             live = {face.track for face in frame.faces}
-            for gone in set(self.history) - live:
-                del self.history[gone]
-            for gone in set(self.average) - live:
-                del self.average[gone]
+            self.tracks = {track: smoother for track, smoother in self.tracks.items() if track in live}
             for face in frame.faces:
-                face.chroma = self._smooth(face.track, imageops.bgr_to_lab(face.colour)[:, :, 1:])
+                if face.track not in self.tracks:
+                    self.tracks[face.track] = METHODS[self.method](self.window)
+                face.chroma = self.tracks[face.track](imageops.bgr_to_lab(face.colour)[:, :, 1:], face.crop)
         return frames
-
-    def _smooth(self, track: int, chroma: np.ndarray) -> np.ndarray:
-        if self.method == "none":
-            return chroma
-        if self.method == "mean":
-            history = self.history.setdefault(track, deque(maxlen=self.window))
-            history.append(chroma)
-            return np.mean(history, axis=0)
-        previous = self.average.get(track)
-        weight = 2.0 / (self.window + 1.0)
-        self.average[track] = chroma if previous is None else weight * chroma + (1.0 - weight) * previous
-        return self.average[track]
 
 
 class Composite:

@@ -102,3 +102,17 @@ def test_live_errors_name_the_camera_and_suggest_no_window(tmp_path, clip, tiny_
     result = subprocess.run([sys.executable, "-m", "colorstream.cli", "live", "--source", str(clip), "--model",
                              str(tiny_checkpoint)], capture_output=True, text=True, env=env, timeout=120)
     assert_one_line_error(result, "use --no-window")
+
+
+def test_evaluate_video_writes_report_and_strip_plots(tmp_path, clip, tiny_checkpoint):
+    stats, plots = tmp_path / "eval.json", tmp_path / "plots"
+    result = run("evaluate-video", str(clip), str(clip), "--smoothing", "flow", "--model", str(tiny_checkpoint),
+                 "--stats-json", str(stats), "--plots", str(plots))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 3 and lines[-1].startswith("mean over clips:") and "warp error" in lines[0]
+    report = json.loads(stats.read_text())
+    assert [c["smoothing"] for c in report["clips"]] == ["flow", "flow"]
+    assert report["mean_over_clips"]["cdc_truth"] == pytest.approx(report["clips"][0]["cdc_truth"])
+    assert {"excess_face_chroma_flicker", "warp_error_output", "ssim_output"} <= set(report["mean_over_clips"])
+    assert cv2.imread(str(plots / "clip_flow_face_ab.png")) is not None

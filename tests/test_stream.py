@@ -309,27 +309,50 @@ def test_a_failing_stage_leaves_no_output(tmp_path, portrait, predictor, monkeyp
     assert not (tmp_path / "out.mp4").exists() and not list(tmp_path.glob(".*partial*"))
 
 
-def test_face_ab_error_by_hand():
-    from stream.evaluation import face_ab_error
+def test_face_ab_distance_by_hand():
+    from stream.evaluation import ab_distance_sum, face_ab, face_pixels
 
     truth = np.full((20, 20, 3), 128, np.uint8)
     truth[..., 2] = 200  # reddish
     gray = np.full((20, 20, 3), 128, np.uint8)
     box = imageops.Box(5, 5, 10, 10)
     ab = imageops.bgr_to_lab(truth[:1, :1])[0, 0, 1:]
-    total, pixels = face_ab_error(gray, truth, [box])
-    assert pixels == 100
-    assert total / pixels == pytest.approx(float(np.hypot(*ab)), rel=1e-3)
-    assert face_ab_error(truth, truth, [box])[0] == 0.0
-    assert face_ab_error(gray, truth, [imageops.Box(30, 30, 5, 5)]) == (0.0, 0)
+    assert face_pixels(truth, [box, imageops.Box(-2, 18, 4, 4)]).shape == (100 + 4, 3)  # clipped to the frame
+    assert face_ab(gray, [box]).shape == (100, 2)
+    assert ab_distance_sum(face_ab(gray, [box]), face_ab(truth, [box])) / 100 == pytest.approx(float(np.hypot(*ab)),
+                                                                                               rel=1e-3)
+    assert ab_distance_sum(face_ab(truth, [box]), face_ab(truth, [box])) == 0.0
+    assert face_ab(gray, [imageops.Box(30, 30, 5, 5)]).shape == (0, 2)
 
 
-def test_evaluate_video_scores_output_and_gray_baseline(tmp_path, portrait, predictor):
+def test_evaluate_video_scores_output_gray_baseline_and_temporal_consistency(tmp_path, portrait, predictor):
     from stream.evaluation import evaluate_video
 
     source = write_video(tmp_path / "colour.mp4", moving_face_frames(portrait, 8, 200, 150), audio_seconds=0.3)
-    report = evaluate_video(source, predictor, Options(), workdir=tmp_path)
+    strip = tmp_path / "strip.png"
+    report = evaluate_video(source, predictor, Options(), workdir=tmp_path, strip=strip)
     assert report["frames"] == 8 and report["frames_with_faces"] >= 4
     assert report["face_ab_error_gray"] > 3  # the portrait's face has colour the gray clip lacks
     assert np.isfinite(report["psnr_output"]) and report["psnr_gray"] > 15
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["colour.mp4", "tiny.pt"]  # scratch files cleaned up
+    assert 0 < report["ssim_gray"] < 1 and report["face_colourfulness_truth"] > 5
+    assert 0 < report["warp_error_truth"] < 0.05 and report["warp_error_output"] > 0
+    assert report["face_chroma_flicker_truth"] > 0 and report["cdc_truth"] > 0
+    assert report["excess_face_chroma_flicker"] == pytest.approx(
+        report["face_chroma_flicker_output"] - report["face_chroma_flicker_truth"], abs=2e-3)
+    assert report["smoothing_ms_per_frame"] >= report["ms_per_frame"]["smoothing"] >= 0
+    plot = cv2.imread(str(strip))
+    assert plot is not None and plot.shape[1] >= 8 and plot.std() > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["colour.mp4", "strip.png", "tiny.pt"]  # scratch cleaned
+
+
+def test_strip_plot_leaves_gaps_for_frames_without_a_face():
+    from stream.strip_plot import MARGIN, draw_strip
+
+    means = np.array([[5, -3, 4, -2], [6, -2, 4, -2], [np.nan] * 4, [7, -1, 5, -1]], np.float32)
+    image = draw_strip(means, "test clip")
+    assert image.dtype == np.uint8 and image.ndim == 3
+    red = image[..., 2].astype(int) - image[..., 0] > 100
+    assert red.any()  # the output's line is drawn
+    step = 1200 // 4  # columns per frame
+    assert not red[:, MARGIN + step + 2:MARGIN + 3 * step - 2].any()  # nothing from frame 1 to 3, across the gap
+    assert draw_strip(np.full((3, 4), np.nan, np.float32), "no faces").shape[0] == image.shape[0]
