@@ -26,9 +26,9 @@ from stream.frames import Frame
 
 DEFAULT_SMOOTHING = "flow"  # the best measured: README, "Temporal stability"
 MOTION_SCALE = 16.0  # mean absolute gray change (0-255) of the face crop at which only the current frame counts
-FLOW_SCALE = 24.0  # flow speed (small pixels, see WORK_SIDE, per frame) at which only the current frame counts
+FLOW_SCALE = 16.0  # flow speed (small pixels, see WORK_SIDE, per frame) at which only the current frame counts
 CLAMP = 24.0  # how far (Cb/Cr distance, 0-255 scale) the colour history may pull away from the current prediction
-WORK_SIDE = 256  # flow smoothing sees the frame shrunk by a whole factor to at most this many pixels a side
+WORK_SIDE = 160  # flow smoothing sees the frame shrunk by a whole factor to at most this many pixels a side
 FLOW_MARGIN = 8  # small pixels of context around the faces for the flow
 
 class TrackSmoother(Protocol):
@@ -126,9 +126,10 @@ class FlowSmoothing:
         height, width = frame.gray.shape
         subsampling = imageops.chroma_subsampling(height, width)
         plane_shape = (height // subsampling, width // subsampling)
-        factor = -(-max(plane_shape) // self.work_side)  # chroma pixels per small pixel: whole, so blocks are exact
-        gray = _shrink(frame.gray, factor * subsampling)  # (h, w), the size of the shrunk chroma planes
-        block = factor * subsampling  # frame pixels per small pixel
+        block = -(-max(height, width) // self.work_side)  # frame pixels per small pixel, whole: exact blocks
+        factor = -(-block // subsampling)  # chroma pixels per small pixel
+        block = factor * subsampling
+        gray = _shrink(frame.gray, block)  # (h, w), the size of the shrunk chroma planes
         faces = np.zeros(gray.shape, bool)  # (h, w) every small pixel a face box touches
         for face in frame.faces:
             top, left = max(0, int(face.box.y // block)), max(0, int(face.box.x // block))
@@ -187,8 +188,9 @@ def _shrink(image: np.ndarray, factor: int) -> np.ndarray:
     if factor == 1:
         return image
     height, width = image.shape[:2]
-    padded = cv2.copyMakeBorder(image, 0, -height % factor, 0, -width % factor, cv2.BORDER_REPLICATE)
-    return cv2.resize(padded, (padded.shape[1] // factor, padded.shape[0] // factor), interpolation=cv2.INTER_AREA)
+    if height % factor or width % factor:
+        image = cv2.copyMakeBorder(image, 0, -height % factor, 0, -width % factor, cv2.BORDER_REPLICATE)
+    return cv2.resize(image, (image.shape[1] // factor, image.shape[0] // factor), interpolation=cv2.INTER_AREA)
 
 
 def _grow(image: np.ndarray, factor: int) -> np.ndarray:

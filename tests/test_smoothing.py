@@ -124,7 +124,7 @@ def test_flow_smoothing_fades_a_face_in_and_out_within_the_clamp():
 
 def test_flow_smoothing_works_on_shrunk_planes_and_touches_only_the_faces():
     gray = mid_texture(96, 160)
-    smooth = FlowSmoothing(base=1 / 3, work_side=32)  # 48x80 chroma planes shrunk 3x, with partial blocks
+    smooth = FlowSmoothing(base=1 / 3, work_side=32)  # 6 x 6 frame pixels a block: 48x80 chroma planes shrunk 3x
     for cr in (0.0, 9.0):
         frame = composited(gray, cr)
         frame.faces = [Face(0, imageops.Box(30, 20, 60, 60))]
