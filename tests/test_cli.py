@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -12,6 +13,12 @@ import pytest
 
 from conftest import SAMPLES
 from model.inference import DEFAULT_CHECKPOINT
+
+
+def default_sigint() -> None:
+    """For Popen's preexec_fn: a child started from a background shell inherits SIGINT ignored, and then
+    Python installs no KeyboardInterrupt handler; the Ctrl-C tests need the usual one."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from media import moving_face_frames, read_video, write_video
-from test_cli import assert_one_line_error, run
+from test_cli import assert_one_line_error, default_sigint, run
 
 
 @pytest.fixture
@@ -68,7 +68,8 @@ def test_ctrl_c_leaves_no_file_under_the_final_name(tmp_path, portrait, tiny_che
     source = write_video(tmp_path / "long.mp4", moving_face_frames(portrait, 600, 320, 240))
     target = tmp_path / "out.mp4"
     process = subprocess.Popen([sys.executable, "-m", "colorstream.cli", "colorize", str(source), "-o", str(target),
-                                "--model", str(tiny_checkpoint), "--quiet"], stderr=subprocess.PIPE, text=True)
+                                "--model", str(tiny_checkpoint), "--quiet"], stderr=subprocess.PIPE, text=True,
+                               preexec_fn=default_sigint)
     deadline = time.time() + 60
     while not list(tmp_path.glob(".out.partial*")) and time.time() < deadline and process.poll() is None:
         time.sleep(0.05)

@@ -20,7 +20,7 @@ import pytest
 from colorstream.draw.measure import sample_canvas
 from colorstream.draw.server import MAX_BODY
 from colorstream.draw.sketch import MAX_SIDE, SketchError, apply_strictness, decode_sketch
-from test_cli import assert_one_line_error, run
+from test_cli import assert_one_line_error, default_sigint, run
 
 
 def png(image: np.ndarray) -> bytes:
@@ -206,7 +206,8 @@ def test_a_failing_model_or_a_vanished_client_does_not_stop_the_server(draw_serv
 def test_draw_warns_when_it_listens_beyond_this_machine(tiny_checkpoint):
     process = subprocess.Popen([sys.executable, "-m", "colorstream.cli", "draw", "--port", "0", "--no-browser",
                                 "--host", "0.0.0.0", "--model", str(tiny_checkpoint)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=default_sigint)
     try:
         line = process.stdout.readline()
         assert "serving on http://127.0.0.1:" in line, process.stderr.read() if not line else line
