@@ -52,8 +52,11 @@ def _decoded(path: Path):
 def face_pixels(image: np.ndarray, faces: list[imageops.Box]) -> np.ndarray:
     """The pixels inside the face boxes (clipped to the image), (K, C), box after box in row order."""
     height, width = image.shape[:2]
-    parts = [image[max(0, int(b.y)):min(height, int(b.y + b.h)), max(0, int(b.x)):min(width, int(b.x + b.w))]
-             for b in faces]
+
+    def span(start: float, length: float, size: int) -> slice:
+        return slice(min(size, max(0, int(start))), min(size, max(0, int(start + length))))  # never negative
+
+    parts = [image[span(b.y, b.h, height), span(b.x, b.w, width)] for b in faces]
     return np.concatenate([part.reshape(-1, image.shape[2]) for part in parts] or [image[:0, 0]])
 
 
