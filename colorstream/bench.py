@@ -109,8 +109,7 @@ def model_argv(config: BenchConfig) -> list[str]:
     return (["--model", config.model] if config.model else []) + ["--device", config.device]
 
 
-def bench_clip(path: Path, options: Options, config: BenchConfig) -> dict:
-    facts = clip_facts(path)
+def bench_clip(path: Path, facts: dict, options: Options, config: BenchConfig) -> dict:
     floors, references, runs = [], [], []
     with tempfile.TemporaryDirectory() as scratch:
         for _ in range(config.repeats):  # interleaved, so a slow spell of the machine touches all three alike
@@ -175,13 +174,12 @@ def run(clips: list[Path], live: Path | None, options: Options, config: BenchCon
     """Every measurement, printed as it comes, and returned for the report."""
     from model.inference import load
 
-    for clip in clips:
-        clip_facts(clip)  # a bad clip fails now, with its own message, not after minutes of measuring
+    facts = [clip_facts(clip) for clip in clips]  # a bad clip fails now, not after minutes of measuring
     use_threads(options)  # inference alone is timed with the threads it gets inside the pipeline
     results = {"command": command, "repeats": config.repeats, "batches": list(config.batches),
                "machine": machine(), "options": asdict(options), "clips": [], "inference_ms_per_face": {}}
-    for clip in clips:
-        c = bench_clip(clip, options, config)
+    for clip, clip_fact in zip(clips, facts):
+        c = bench_clip(clip, clip_fact, options, config)
         results["clips"].append(c)
         print(f"{clip.name}: colorize {c['colorize_fps']} fps, floor {c['floor_fps']} fps ({c['ratio_to_floor']}x), "
               f"real time {c['realtime_factor']}x, peak RSS {c['peak_rss_mib']} MiB", flush=True)

@@ -203,12 +203,8 @@ def detect_faces(image: np.ndarray, min_face: int = 24, max_side: int = 480,
     """
     gray = to_gray(image)
     scale = min(1.0, max_side / max(gray.shape[:2]))
-    small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1.0 else gray
     side = max(12, int(round(min_face * scale)))
-    found = _cascade(cascade).detectMultiScale(small, scaleFactor=1.1, minNeighbors=min_neighbors,
-                                               minSize=(side, side))
-    boxes = [Box(x / scale, y / scale, w / scale, h / scale) for (x, y, w, h) in np.asarray(found).reshape(-1, 4)]
-    return sorted(boxes, key=lambda b: b.area, reverse=True)
+    return _run_cascade(cascade, gray, scale, 0, 0, min_neighbors, minSize=(side, side))
 
 
 def detect_faces_near(image: np.ndarray, expected: Box, reach: float = 2.0, face_side: int = 80,
@@ -227,12 +223,18 @@ def detect_faces_near(image: np.ndarray, expected: Box, reach: float = 2.0, face
     scale = min(1.0, face_side / side)
     if min(x1 - x0, y1 - y0) * scale < 24:  # smaller than the cascade's own window
         return []
-    window = gray[y0:y1, x0:x1]
-    small = cv2.resize(window, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1.0 else window
     smallest, largest = max(24, int(side * scale / 1.5)), int(np.ceil(side * scale * 1.5))
-    found = _cascade(cascade).detectMultiScale(small, scaleFactor=1.1, minNeighbors=min_neighbors,
-                                               minSize=(smallest, smallest), maxSize=(largest, largest))
-    boxes = [Box(x0 + x / scale, y0 + y / scale, w / scale, h / scale) for (x, y, w, h) in np.asarray(found).reshape(-1, 4)]
+    return _run_cascade(cascade, gray[y0:y1, x0:x1], scale, x0, y0, min_neighbors,
+                        minSize=(smallest, smallest), maxSize=(largest, largest))
+
+
+def _run_cascade(cascade: str, gray: np.ndarray, scale: float, x0: int, y0: int, min_neighbors: int,
+                 **sizes) -> list[Box]:
+    """Faces in `gray` (whose top-left is (x0, y0) of the image) searched at `scale`, largest first, in image pixels."""
+    small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1.0 else gray
+    found = _cascade(cascade).detectMultiScale(small, scaleFactor=1.1, minNeighbors=min_neighbors, **sizes)
+    boxes = [Box(x0 + x / scale, y0 + y / scale, w / scale, h / scale)
+             for (x, y, w, h) in np.asarray(found).reshape(-1, 4)]
     return sorted(boxes, key=lambda b: b.area, reverse=True)
 
 
