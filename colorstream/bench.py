@@ -43,7 +43,7 @@ class BenchConfig:
     repeats: int = 3
     batches: tuple[int, ...] = (1, 8, 32)
     live_size: tuple[int, int] = (640, 480)
-    model: str | None = None
+    model: str = "video"  # a bundled model's name or a checkpoint file
     device: str = "auto"
 
 
@@ -106,7 +106,7 @@ def run_cli(argv: list[str]) -> tuple[dict, float]:
 
 
 def model_argv(config: BenchConfig) -> list[str]:
-    return (["--model", config.model] if config.model else []) + ["--device", config.device]
+    return ["--model", config.model, "--device", config.device]
 
 
 def bench_clip(path: Path, facts: dict, options: Options, config: BenchConfig) -> dict:

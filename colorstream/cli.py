@@ -91,10 +91,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise UserError(f"{folder}: no such directory")
     config = TrainConfig(faces=args.faces, out=args.out, pairs=args.pairs, real_fraction=args.real_fraction,
                          model=model, resolution=args.resolution, crop_margin=args.crop_margin,
+                         input_kind=args.input_kind, normalize_sketch=args.input_kind != "gray",
                          batch_size=args.batch_size, steps=args.steps, lr=args.lr, schedule=args.schedule,
                          loss=args.loss, eval_every=args.eval_every, seed=args.seed, device=args.device,
                          threads=args.threads, cache_dir=args.cache_dir, limit=args.limit,
-                         calibrate=not args.no_calibrate)
+                         calibrate=not args.no_calibrate, calibrate_for=args.calibrate_for)
     metadata = train(config, resume=args.resume, command=command_line())
     print(json.dumps(metadata["metrics"], indent=2))
     print(args.out)
@@ -103,15 +104,18 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from model import checkpoint
-    from model.inference import DEFAULT_CHECKPOINT, load
+    from model.inference import checkpoint_path, load
     from training import data
     from training.evaluate import evaluate_faces, evaluate_pairs
 
-    path = Path(args.model) if args.model else DEFAULT_CHECKPOINT
+    path = checkpoint_path(args.model)
     for folder in filter(None, (args.faces, args.pairs)):
         if not Path(folder).is_dir():
             raise UserError(f"{folder}: no such directory")
     predictor = load(path, args.device)
+    if args.pairs and predictor.input_kind not in SKETCH_INPUTS:
+        raise UserError(f"{path}: a {predictor.input_kind}-input model cannot be scored on sketch pairs; "
+                        "drop --pairs")
     predictor.flip_average = not args.no_flip_average
     report: dict = {}
     if args.faces:
@@ -314,10 +318,25 @@ def evaluation_line(report: dict) -> str:
             f"{report['fps']} fps")
 
 
+SKETCH_INPUTS = ("pencil", "line")  # input kinds of models that read sketches
+VIDEO_MODEL = "video"  # the bundled model for colorize, live, evaluate-video and bench (VIDEO_MODEL_CARD.md)
+
+
+def add_model_argument(p: argparse.ArgumentParser, default: str, action: str = "") -> None:
+    p.add_argument("--model", default=default, metavar="NAME|CKPT",
+                   help=f"a bundled model (sketch or video) or a checkpoint file{action} (default: {default})")
+
+
+def add_calibration_objective(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--calibrate-for", default="colourfulness", choices=["colourfulness", "ab_error"],
+                   help="fit the saturation gain so outputs are as colourful as the photos (stills), or for "
+                        "the lowest face Lab a/b error (video)")
+
+
 def add_stream_arguments(p: argparse.ArgumentParser) -> None:
     from stream.smoothing import DEFAULT_SMOOTHING, SMOOTHING
 
-    p.add_argument("--model", metavar="CKPT", help="checkpoint (default: the bundled model)")
+    add_model_argument(p, VIDEO_MODEL)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="where the model runs")
     p.add_argument("--smoothing", default=DEFAULT_SMOOTHING, choices=SMOOTHING,
                    help=f"temporal smoothing of face colour (default: {DEFAULT_SMOOTHING})")
@@ -343,6 +362,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     clips = [Path(clip) for clip in args.clips]
     config = bench.BenchConfig(repeats=args.repeats, model=args.model, device=args.device,
                                live_size=parse_size(args.live_size))
+    if not clips and not args.live and not args.no_live:
+        raise UserError("give clips to measure, --live CLIP, or --no-live (inference alone)")
     live = None if args.no_live else Path(args.live) if args.live else clips[0]
     results = bench.run(clips, live, stream_options(args), config, command="colorstream " + " ".join(args.argv))
     if args.markdown:
@@ -357,20 +378,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from model import checkpoint
-    from model.inference import DEFAULT_CHECKPOINT, load
+    from model.inference import checkpoint_path, load
     from training import data
     from training.evaluate import calibrate_saturation
 
-    path = Path(args.model) if args.model else DEFAULT_CHECKPOINT
+    path = checkpoint_path(args.model)
     if not Path(args.faces).is_dir():
         raise UserError(f"{args.faces}: no such directory")
     predictor = load(path, args.device)
     crops = data.load_faces(Path(args.faces), predictor.crop_margin, Path(args.cache_dir)).crops["val"]
-    gain = calibrate_saturation(predictor, crops[:args.limit])
+    gain = calibrate_saturation(predictor, crops[:args.limit], objective=args.calibrate_for)
     payload = checkpoint.read(path)
     payload["metadata"]["saturation_gain"] = gain
+    payload["metadata"]["saturation_objective"] = args.calibrate_for
     checkpoint.save(path, checkpoint.build_from(payload, str(path)), payload["metadata"])
-    print(f"saturation gain {gain} (fitted on {len(crops[:args.limit])} val faces) recorded in {path}")
+    print(f"saturation gain {gain} (fitted for {args.calibrate_for} on {len(crops[:args.limit])} val faces) "
+          f"recorded in {path}")
     return 0
 
 
@@ -383,13 +406,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("invert", help="turn face sketches into colour photos")
     p.add_argument("sketches", nargs="+", metavar="SKETCH", help="sketch images, any size")
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="writes OUT_DIR/<stem>.png")
-    p.add_argument("--model", metavar="CKPT", help="checkpoint (default: the bundled model)")
+    add_model_argument(p, "sketch")
     p.add_argument("--device", **device)
     p.add_argument("--batch-size", type=int, default=16)
     p.set_defaults(run=cmd_invert)
 
-    p = commands.add_parser("train", help="train a sketch-inversion model")
+    p = commands.add_parser("train", help="train a sketch-inversion (or gray-to-colour) model")
     p.add_argument("faces", help="folder of face photos")
+    p.add_argument("--input-kind", default="pencil", choices=["pencil", "line", "gray"],
+                   help="what the model is fed: a pencil or line sketch, or the gray face itself (video)")
     p.add_argument("--pairs", help="folder of real sketch/photo pairs (pairs.csv, photos/, sketches/)")
     p.add_argument("--real-fraction", type=float, default=0.2)
     p.add_argument("--out", default="runs/model.pt")
@@ -412,11 +437,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from <out>.resume.pt")
     p.add_argument("--no-calibrate", action="store_true",
                    help="skip fitting the saturation gain on the val split after training")
+    add_calibration_objective(p)
     p.add_argument("--device", **device)
     p.set_defaults(run=cmd_train)
 
     p = commands.add_parser("evaluate", help="score a checkpoint on held-out faces and real sketch pairs")
-    p.add_argument("--model", metavar="CKPT", help="checkpoint (default: the bundled model)")
+    add_model_argument(p, "sketch")
     p.add_argument("--faces", help="folder of face photos; its test split is scored")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--pairs", help="folder of real sketch/photo pairs; its held-out part is scored")
@@ -428,9 +454,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_evaluate)
 
     p = commands.add_parser("calibrate", help="fit a checkpoint's saturation gain on the val split of a face folder")
-    p.add_argument("--model", metavar="CKPT", help="checkpoint to update (default: the bundled model)")
+    add_model_argument(p, "sketch", " to update")
     p.add_argument("--faces", required=True, help="folder of face photos; its val split is used")
     p.add_argument("--limit", type=int, default=200, help="val faces to fit on")
+    add_calibration_objective(p)
     p.add_argument("--cache-dir", default=".cache")
     p.add_argument("--device", **device)
     p.set_defaults(run=cmd_calibrate)
@@ -455,7 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_live)
 
     p = commands.add_parser("draw", help="a local web page that turns a face sketch into a photo as you draw")
-    p.add_argument("--model", metavar="CKPT", help="checkpoint (default: the bundled model)")
+    add_model_argument(p, "sketch")
     p.add_argument("--device", **device)
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default: this machine only; 0.0.0.0 opens it to the network)")
@@ -471,7 +498,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_evaluate_video)
 
     p = commands.add_parser("bench", help="measure colorize against the decode+encode floor, per stage, live")
-    p.add_argument("clips", nargs="+", metavar="CLIP", help="video clips to measure on")
+    p.add_argument("clips", nargs="*", metavar="CLIP",
+                   help="video clips to measure on; none, with --no-live, times inference alone")
     p.add_argument("--repeats", type=int, default=3, help="runs per figure; the median is reported")
     p.add_argument("--live", metavar="CLIP", help="clip for the live-latency run (default: the first clip)")
     p.add_argument("--live-size", default="640x480", metavar="WxH", help="frame size of the live run")

@@ -14,7 +14,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-SKETCH_KINDS = ("pencil", "line")
+INPUT_KINDS = ("pencil", "line", "gray")  # what a model is fed: two sketch styles, or the gray image itself
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")  # what OpenCV reads as stills
 
 
@@ -126,12 +126,14 @@ def line_sketch(image: np.ndarray, sigma: float = 1.0, k: float = 1.6,
 
 
 def make_sketch(image: np.ndarray, kind: str, **params: float) -> np.ndarray:
-    """Dispatch on a checkpoint's `input_kind`."""
+    """Dispatch on a checkpoint's `input_kind`; "gray" models read the gray image as it is."""
     if kind == "pencil":
         return pencil_sketch(image, **params)
     if kind == "line":
         return line_sketch(image, **params)
-    raise ValueError(f"unknown sketch kind {kind!r}; expected one of {SKETCH_KINDS}")
+    if kind == "gray":
+        return to_gray(image)
+    raise ValueError(f"unknown input kind {kind!r}; expected one of {INPUT_KINDS}")
 
 
 def normalize_sketch(sketch: np.ndarray, paper_percentile: float = 90.0, ink_percentile: float = 5.0,

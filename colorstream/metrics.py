@@ -20,6 +20,14 @@ def psnr(a: np.ndarray, b: np.ndarray, data_range: float = DATA_RANGE) -> float:
     return float("inf") if mse == 0 else float(10.0 * np.log10(data_range ** 2 / mse))
 
 
+def ab_error(a_bgr: np.ndarray, b_bgr: np.ndarray) -> float:
+    """Mean Euclidean distance of CIE Lab (a, b) between two BGR uint8 images, pixel by pixel: colour error alone,
+    blind to luminance, the score for a colorizer whose luminance is given."""
+    a_lab = cv2.cvtColor(np.asarray(a_bgr, np.float32) / 255.0, cv2.COLOR_BGR2Lab)
+    b_lab = cv2.cvtColor(np.asarray(b_bgr, np.float32) / 255.0, cv2.COLOR_BGR2Lab)
+    return float(np.mean(np.linalg.norm(a_lab[:, :, 1:] - b_lab[:, :, 1:], axis=2)))
+
+
 def gaussian_profile(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> np.ndarray:
     """The normalised 1-D Gaussian whose outer product with itself is the SSIM window."""
     offsets = np.arange(size, dtype=np.float64) - (size - 1) / 2.0

@@ -1,7 +1,7 @@
 """The network, its checkpoint format, and inference.
 
     import model
-    predictor = model.load()            # the bundled default model
+    predictor = model.load()            # the bundled sketch model; model.load("video") for video faces
     photos = predictor.invert(sketches)  # numpy in, numpy out, batched
 """
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from colorstream.imageops import SKETCH_KINDS
+from colorstream.imageops import INPUT_KINDS
 from model.net import ModelConfig, build
 
 FORMAT = "colorstream-sketch-inversion"
@@ -50,7 +50,7 @@ def validate_metadata(metadata: dict[str, Any], where: str) -> None:
     missing = [key for key in REQUIRED_METADATA if key not in metadata]
     if missing:
         raise CheckpointError(f"{where}: checkpoint metadata lacks {', '.join(missing)}")
-    if metadata["input_kind"] not in SKETCH_KINDS:
+    if metadata["input_kind"] not in INPUT_KINDS:
         raise CheckpointError(f"{where}: unknown input kind {metadata['input_kind']!r}")
     if metadata["color_space"] not in COLOR_SPACES:
         raise CheckpointError(f"{where}: unknown colour space {metadata['color_space']!r}")

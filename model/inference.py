@@ -12,7 +12,10 @@ import torch
 from colorstream import imageops
 from model import checkpoint
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "default.pt"
+WEIGHTS = Path(__file__).resolve().parent / "weights"
+# the models that ship in the package, by name: sketches -> photos (MODEL_CARD.md) and
+# gray video faces -> colour (VIDEO_MODEL_CARD.md)
+BUNDLED = {"sketch": WEIGHTS / "sketch.pt", "video": WEIGHTS / "video.pt"}
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -131,9 +134,15 @@ class Predictor:
         return results
 
 
-def load(path: str | Path | None = None, device: str = "auto") -> Predictor:
-    """A predictor for a checkpoint file, by default the model shipped in this package."""
-    path = Path(path) if path is not None else DEFAULT_CHECKPOINT
+def checkpoint_path(model: str | Path | None, default: str = "sketch") -> Path:
+    """A bundled model's name ("sketch", "video") or a checkpoint path -> the checkpoint file; None means `default`."""
+    name = default if model is None else str(model)
+    return BUNDLED[name] if name in BUNDLED else Path(name)
+
+
+def load(model: str | Path | None = None, device: str = "auto", default: str = "sketch") -> Predictor:
+    """A predictor for a bundled model's name or a checkpoint file; None means the bundled `default`."""
+    path = checkpoint_path(model, default)
     payload = checkpoint.read(path)
     net = checkpoint.build_from(payload, str(path))
     return Predictor(net, payload["metadata"], pick_device(device))

@@ -58,6 +58,10 @@ class Track:
     misses: int = 0
 
 
+CONFIRM_IOU = 0.3
+CONFIRM_NEIGHBORS = 3
+
+
 class FaceTracker:
     """Detects faces every `detect_every` frames and carries smoothed boxes in between.
 
@@ -70,7 +74,9 @@ class FaceTracker:
     """
 
     def __init__(self, detect_every: int = 3, min_face: int = 40, detect_side: int = 480, rescan_every: int = 12,
-                 max_misses: int = 2, min_iou: float = 0.2, min_cutoff: float = 0.5, beta: float = 0.01):
+                 max_misses: int = 2, min_iou: float = 0.2, min_cutoff: float = 0.5, beta: float = 0.01,
+                 confirm_cascade: str | None = "haarcascade_frontalface_alt2.xml"):
+        self.confirm_cascade = confirm_cascade
         self.detect_every, self.min_face, self.max_misses, self.min_iou = detect_every, min_face, max_misses, min_iou
         self.detect_side = detect_side
         self.rescan_every = max(rescan_every, detect_every)
@@ -95,12 +101,19 @@ class FaceTracker:
                 for track in self.tracks:  # windows of nearby tracks overlap: keep each face once
                     detections += [face for face in imageops.detect_faces_near(gray, track.box)
                                    if all(iou(face, kept) < 0.5 for kept in detections)]
-            self._associate(detections, t)
+            self._associate(gray, detections, t)
         self._since_detection += 1
         self._since_rescan += 1
         return list(self.tracks)
 
-    def _associate(self, detections: list[imageops.Box], t: float) -> None:
+    def _confirmed(self, gray: np.ndarray, box: imageops.Box) -> bool:
+        """Whether a second, differently trained cascade also finds this face: the two rarely share a false face."""
+        if self.confirm_cascade is None:
+            return True
+        return any(iou(box, other) >= CONFIRM_IOU for other in
+                   imageops.detect_faces_near(gray, box, cascade=self.confirm_cascade, min_neighbors=CONFIRM_NEIGHBORS))
+
+    def _associate(self, gray: np.ndarray, detections: list[imageops.Box], t: float) -> None:
         unmatched = list(detections)
         for track in sorted(self.tracks, key=lambda tr: tr.box.area, reverse=True):
             best = max(unmatched, key=lambda d: iou(track.box, d), default=None)
@@ -111,7 +124,7 @@ class FaceTracker:
             else:
                 track.misses += 1
         self.tracks = [track for track in self.tracks if track.misses <= self.max_misses]
-        for detection in unmatched:
+        for detection in filter(lambda d: self._confirmed(gray, d), unmatched):
             track = Track(self._next_id, detection, OneEuroFilter(self.min_cutoff, self.beta))
             track.box = self._smooth(track.filter, detection, t)
             self.tracks.append(track)

@@ -58,3 +58,14 @@ def test_bench_rejects_a_bad_clip_before_measuring(tmp_path, tiny_checkpoint):
     bad.write_bytes(b"not a video at all" * 10)
     result = run("bench", str(bad), "--model", str(tiny_checkpoint), "--no-live")
     assert_one_line_error(result, "not a readable video")
+
+
+def test_bench_without_clips_times_inference_alone(tmp_path, tiny_checkpoint):
+    stats = tmp_path / "bench.json"
+    result = run("bench", "--no-live", "--repeats", "1", "--model", str(tiny_checkpoint), "--device", "cpu",
+                 "--stats-json", str(stats))
+    assert result.returncode == 0, result.stderr
+    results = json.loads(stats.read_text())
+    assert results["clips"] == [] and "live" not in results
+    assert set(results["inference_ms_per_face"]["cpu"]) == {"1", "8", "32"}
+    assert_one_line_error(run("bench", "--model", str(tiny_checkpoint)), "--no-live")

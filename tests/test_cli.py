@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import SAMPLES
-from model.inference import DEFAULT_CHECKPOINT
+from conftest import SAMPLES, tiny_metadata
+from model.inference import BUNDLED
 
 
 def default_sigint() -> None:
@@ -89,20 +89,33 @@ def test_all_inputs_bad_is_a_plain_failure(tmp_path, tiny_checkpoint):
     assert result.returncode == 1
 
 
+def test_evaluate_refuses_sketch_pairs_for_a_gray_input_model(tmp_path):
+    from model import checkpoint
+    from model.net import ModelConfig, build
+
+    config = ModelConfig(base_channels=4, levels=2, res_blocks=1)
+    metadata = {**tiny_metadata(config), "input_kind": "gray", "sketch_params": {}, "normalize_sketch": False}
+    checkpoint.save(tmp_path / "gray.pt", build(config), metadata)
+    result = run("evaluate", "--model", str(tmp_path / "gray.pt"), "--pairs", str(tmp_path))
+    assert_one_line_error(result, "cannot be scored on sketch pairs")
+
+
 def test_train_and_evaluate_reject_missing_folders(tmp_path):
     assert_one_line_error(run("train", str(tmp_path / "none")), "no such directory")
     assert_one_line_error(run("evaluate", "--faces", str(tmp_path / "none")), "no such directory")
 
 
-def test_bundled_model_carries_its_metadata():
+@pytest.mark.parametrize("name, input_kind, metrics", [("sketch", "pencil", {"faces_test", "pairs_test"}),
+                                                       ("video", "gray", {"faces_test"})])
+def test_bundled_models_carry_their_metadata(name, input_kind, metrics):
     from model import checkpoint
 
-    metadata = checkpoint.read(DEFAULT_CHECKPOINT)["metadata"]
-    assert DEFAULT_CHECKPOINT.stat().st_size <= 20 * 2 ** 20
-    assert metadata["input_kind"] == "pencil" and metadata["resolution"] > 0
+    metadata = checkpoint.read(BUNDLED[name])["metadata"]
+    assert BUNDLED[name].stat().st_size <= 20 * 2 ** 20
+    assert metadata["input_kind"] == input_kind and metadata["resolution"] > 0
     assert metadata["training"]["data_fingerprint"]["faces"]
     assert metadata["training"]["command"].startswith("colorstream train")
-    assert {"faces_test", "pairs_test"} <= set(metadata["metrics"])
+    assert metrics <= set(metadata["metrics"])
 
 
 def test_invert_refuses_to_overwrite_its_own_output_from_a_second_input_with_the_same_stem(tmp_path, tiny_checkpoint):

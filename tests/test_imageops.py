@@ -34,7 +34,8 @@ def test_line_sketch_draws_dark_lines_at_edges_only():
 def test_make_sketch_dispatches_and_rejects_unknown_kind(portrait):
     assert np.array_equal(imageops.make_sketch(portrait, "pencil", blur_sigma=3.0),
                           imageops.pencil_sketch(portrait, blur_sigma=3.0))
-    with pytest.raises(ValueError, match="unknown sketch kind"):
+    assert np.array_equal(imageops.make_sketch(portrait, "gray"), imageops.to_gray(portrait))
+    with pytest.raises(ValueError, match="unknown input kind"):
         imageops.make_sketch(portrait, "charcoal")
 
 

@@ -59,6 +59,18 @@ def test_ssim_properties():
         metrics.ssim(a[:8, :8], a[:8, :8])
 
 
+def test_ab_error_is_the_mean_euclidean_lab_chroma_distance():
+    # pure red and pure green in sRGB (D65): Lab (53.24, 80.09, 67.20) and (87.73, -86.18, 83.18)
+    red, green = np.zeros((2, 3, 3), np.uint8), np.zeros((2, 3, 3), np.uint8)
+    red[..., 2], green[..., 1] = 255, 255
+    assert metrics.ab_error(red, green) == pytest.approx(np.hypot(80.09 + 86.18, 67.20 - 83.18), abs=0.3)
+    gray, white = np.full((2, 3, 3), 90, np.uint8), np.full((2, 3, 3), 255, np.uint8)
+    assert metrics.ab_error(gray, white) == pytest.approx(0.0, abs=0.1)  # blind to luminance (OpenCV: a, b ~0.03)
+    half = red.copy()
+    half[0] = green[0]
+    assert metrics.ab_error(half, red) == pytest.approx(metrics.ab_error(green, red) / 2, rel=1e-6)
+
+
 def test_colourfulness_matches_hand_values():
     gray = np.full((10, 10, 3), 77, np.uint8)
     assert metrics.colourfulness(gray) == pytest.approx(0.0)

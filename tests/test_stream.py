@@ -143,7 +143,21 @@ def test_tracker_searches_near_its_tracks_between_full_scans(portrait, monkeypat
     for index, image in enumerate(moving_face_frames(portrait, 16, 200, 140)):
         tracks = tracker.update(imageops.to_gray(image), index / 25)
         assert [track.id for track in tracks] == [0]
-    assert calls == {"full": 2, "near": 6}  # frames 0 and 8 scan the frame; 2, 4, 6, 10, 12, 14 look near the face
+    # frames 0 and 8 scan the frame; frame 0's new face is confirmed by a near search with the second
+    # cascade; 2, 4, 6, 10, 12, 14 look near the face
+    assert calls == {"full": 2, "near": 7}
+
+
+def test_tracker_needs_a_second_cascade_to_start_a_track():
+    """Frame 36 of the sample clip: the main cascade also finds a false face on the background."""
+    container = av.open("samples/astronaut_gray.mp4")
+    gray = next(frame for index, frame in enumerate(container.decode(video=0)) if index == 36).to_ndarray(
+        format="gray")
+    container.close()
+    assert len(imageops.detect_faces(gray, min_face=40)) == 2
+    assert len(FaceTracker(confirm_cascade=None).update(gray, 0.0)) == 2
+    tracks = FaceTracker().update(gray, 0.0)
+    assert len(tracks) == 1 and tracks[0].box.w > 80  # the astronaut's face, not the small false one
 
 
 def test_scene_cut_detector():
@@ -356,3 +370,13 @@ def test_strip_plot_leaves_gaps_for_frames_without_a_face():
     step = 1200 // 4  # columns per frame
     assert not red[:, MARGIN + step + 2:MARGIN + 3 * step - 2].any()  # nothing from frame 1 to 3, across the gap
     assert draw_strip(np.full((3, 4), np.nan, np.float32), "no faces").shape[0] == image.shape[0]
+
+
+def test_track_report_shows_the_false_track_the_second_cascade_drops(tmp_path, capsys):
+    from stream import track_report
+
+    track_report.main(["samples/astronaut_gray.mp4", "--sheet", str(tmp_path / "sheet.png")])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "astronaut_gray.mp4: 2 tracks without the second cascade, 1 with it"
+    assert "  frames 0-74 (75): kept" in lines and any(line.endswith("dropped") for line in lines)
+    assert cv2.imread(str(tmp_path / "sheet.png")).shape == (track_report.TILE, 6 * track_report.TILE, 3)

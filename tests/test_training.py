@@ -66,6 +66,31 @@ def test_sampler_yields_aligned_batches(face_folder, tmp_path):
     assert np.array_equal(first[0], second[0])  # fixed seeds
 
 
+def test_gray_sampler_yields_degraded_gray_views_of_the_photo(face_folder, tmp_path):
+    crops = data.load_faces(face_folder, margin=1.4, cache_dir=tmp_path, workers=1).crops["train"]
+    sampler = data.PairSampler(crops, 32, False, data.AugmentConfig(), 0, input_kind="gray")
+    grays, photos = sampler.batch(16)
+    assert grays.shape == (16, 32, 32) and photos.shape == (16, 32, 32, 3)
+    truth = np.stack([cv2.cvtColor(p, cv2.COLOR_BGR2GRAY) for p in photos]).astype(np.float64)
+    correlations = [np.corrcoef(g.ravel(), t.ravel())[0, 1] for g, t in zip(grays.astype(np.float64), truth)]
+    assert min(correlations) > 0.6  # the same face, in the same place
+    assert np.abs(grays - truth).mean() > 3  # but never the clean gray: contrast, exposure, grain, JPEG vary
+    clean = data.AugmentConfig(gamma=(1, 1), gray_contrast=(1, 1), gray_brightness=0, gray_blur_probability=0,
+                               gray_noise_probability=0, jpeg_probability=0)
+    grays, photos = data.PairSampler(crops, 32, False, clean, 0, input_kind="gray").batch(4)
+    expected = np.stack([cv2.cvtColor(p, cv2.COLOR_BGR2GRAY) for p in photos]).astype(int)
+    assert np.abs(grays.astype(int) - expected).max() <= 1
+
+
+def test_gray_models_take_no_sketch_pairs_or_tone_normalisation():
+    with pytest.raises(ValueError, match="gray-input"):
+        TrainConfig(faces="x", input_kind="gray", pairs="p", normalize_sketch=False)
+    with pytest.raises(ValueError, match="gray-input"):
+        TrainConfig(faces="x", input_kind="gray")
+    with pytest.raises(ValueError, match="unknown input kind"):
+        TrainConfig(faces="x", input_kind="charcoal")
+
+
 def test_ssim_loss_agrees_with_the_metric():
     rng = np.random.default_rng(0)
     a = rng.uniform(0, 1, (1, 3, 24, 24))
@@ -77,6 +102,25 @@ def test_ssim_loss_agrees_with_the_metric():
     assert float(loss_fn("mse", x, x)) == 0.0 and float(loss_fn("l1+ssim", x, x)) == pytest.approx(0.0, abs=1e-6)
     with pytest.raises(ValueError):
         loss_fn("perceptual", x, x)
+
+
+def test_saturation_is_calibrated_for_either_objective(monkeypatch):
+    from types import SimpleNamespace
+
+    from training import evaluate
+
+    def fake_scores(predictor, crops, size):  # colourfulness grows with the gain; the error is least at 0.8
+        gain = predictor.saturation_gain
+        return {"face_colourfulness_output": 40.0 * gain, "face_colourfulness_truth": 48.0,
+                "face_ab_error": 10.0 + (gain - 0.8) ** 2}
+
+    monkeypatch.setattr(evaluate, "evaluate_faces", fake_scores)
+    predictor = SimpleNamespace(saturation_gain=1.5)
+    assert evaluate.calibrate_saturation(predictor, None) == 1.2
+    assert evaluate.calibrate_saturation(predictor, None, objective="ab_error") == 0.8
+    assert predictor.saturation_gain == 1.5  # left as it was
+    with pytest.raises(ValueError, match="objective"):
+        evaluate.calibrate_saturation(predictor, None, objective="vividness")
 
 
 def test_learning_rate_schedules():
@@ -106,6 +150,17 @@ def test_tiny_training_run_lowers_the_loss_and_writes_everything(face_folder, tm
     assert 0 < saved["metrics"]["val_face_ssim"] <= 1 and saved["metrics"] == metadata["metrics"]
     assert {"val_crop_psnr", "val_face_colourfulness_output"} <= set(saved["metrics"])
     assert saved["saturation_gain"] in SATURATION_GAINS
+
+
+def test_tiny_gray_model_trains_and_is_fed_gray_faces(face_folder, tmp_path, portrait):
+    from model.inference import load
+
+    config = _tiny_config(face_folder, tmp_path, steps=10)
+    config.input_kind, config.normalize_sketch = "gray", False
+    train(config, command="pytest")
+    predictor = load(tmp_path / "m.pt", "cpu")
+    assert predictor.input_kind == "gray" and not predictor.normalize and predictor.sketch_params == {}
+    assert np.array_equal(predictor.sketchify(portrait), cv2.cvtColor(portrait, cv2.COLOR_BGR2GRAY))
 
 
 def test_training_resumes_from_its_periodic_checkpoint(face_folder, tmp_path):

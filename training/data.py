@@ -165,6 +165,13 @@ class AugmentConfig:
     paper_tone: tuple[float, float] = (0.8, 1.0)
     jpeg_probability: float = 0.5
     jpeg_quality: tuple[int, int] = (25, 95)
+    # gray inputs (the video model): old film and webcams vary in contrast, exposure, focus and grain
+    gray_contrast: tuple[float, float] = (0.5, 1.15)
+    gray_brightness: float = 25.0  # largest shift of the mean, in gray levels
+    gray_blur_probability: float = 0.3
+    gray_blur_sigma: tuple[float, float] = (0.5, 1.5)
+    gray_noise_probability: float = 0.4
+    gray_noise_sigma: tuple[float, float] = (2.0, 10.0)
 
 
 def random_view(crop: np.ndarray, size: int, rng: np.random.Generator, aug: AugmentConfig) -> np.ndarray:
@@ -202,21 +209,41 @@ def degrade_sketch(sketch: np.ndarray, rng: np.random.Generator, aug: AugmentCon
     if rng.random() < aug.thicken_probability:
         sketch = cv2.erode(sketch, np.ones((2, 2), np.uint8))
     tones = (sketch.astype(np.float32) / 255.0) ** rng.uniform(*aug.gamma) * rng.uniform(*aug.paper_tone)
-    sketch = np.clip(tones * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return jpeg_noise(np.clip(tones * 255.0 + 0.5, 0, 255).astype(np.uint8), rng, aug)
+
+
+def degrade_gray(gray: np.ndarray, rng: np.random.Generator, aug: AugmentConfig) -> np.ndarray:
+    """Gamma, contrast, exposure, focus, grain and JPEG noise, as gray footage varies."""
+    tones = (gray.astype(np.float32) / 255.0) ** rng.uniform(*aug.gamma) * 255.0
+    mean = float(tones.mean())
+    tones = (tones - mean) * rng.uniform(*aug.gray_contrast) + mean + rng.uniform(-1, 1) * aug.gray_brightness
+    if rng.random() < aug.gray_blur_probability:
+        tones = cv2.GaussianBlur(tones, (0, 0), rng.uniform(*aug.gray_blur_sigma))
+    if rng.random() < aug.gray_noise_probability:
+        tones = tones + rng.normal(0.0, rng.uniform(*aug.gray_noise_sigma), tones.shape).astype(np.float32)
+    return jpeg_noise(np.clip(tones + 0.5, 0, 255).astype(np.uint8), rng, aug)
+
+
+def jpeg_noise(gray: np.ndarray, rng: np.random.Generator, aug: AugmentConfig) -> np.ndarray:
     if rng.random() < aug.jpeg_probability:
         quality = int(rng.integers(aug.jpeg_quality[0], aug.jpeg_quality[1] + 1))
-        ok, encoded = cv2.imencode(".jpg", sketch, [cv2.IMWRITE_JPEG_QUALITY, quality])
-        sketch = cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE)
-    return sketch
+        ok, encoded = cv2.imencode(".jpg", gray, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        gray = cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE)
+    return gray
 
 
 class PairSampler:
-    """Draws augmented (sketch, photo) batches from face crops and, optionally, real pairs."""
+    """Draws augmented (model input, photo) batches from face crops and, optionally, real sketch pairs.
+
+    The input is a random-style sketch for sketch models, a degraded gray
+    image for `input_kind` "gray".
+    """
 
     def __init__(self, faces: np.ndarray, size: int, normalize: bool, aug: AugmentConfig,
                  seed: int | list[int], real: tuple[np.ndarray, np.ndarray] | None = None,
-                 real_fraction: float = 0.0):
+                 real_fraction: float = 0.0, input_kind: str = "pencil"):
         self.faces, self.size, self.normalize, self.aug = faces, size, normalize, aug
+        self.input_kind = input_kind
         self.real, self.real_fraction = real, real_fraction if real is not None and len(real[0]) else 0.0
         self.rng = np.random.default_rng(seed)
 
@@ -231,7 +258,8 @@ class PairSampler:
             sketch, photo = degrade_sketch(view[:, :, 0].copy(), rng, self.aug), view[:, :, 1:].copy()
         else:
             photo = random_view(self.faces[int(rng.integers(len(self.faces)))], self.size, rng, self.aug)
-            sketch = synthetic_sketch(photo, rng, self.aug)
+            sketch = (degrade_gray(imageops.to_gray(photo), rng, self.aug) if self.input_kind == "gray"
+                      else synthetic_sketch(photo, rng, self.aug))
         return imageops.prepare_sketch(sketch, self.size, self.normalize), photo
 
     def batch(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -24,7 +24,7 @@ PROTOCOL_SIZE = 100
 
 
 def evaluate_faces(predictor: Predictor, crops: np.ndarray, size: int = PROTOCOL_SIZE) -> dict[str, float]:
-    """PSNR/SSIM at size x size and colourfulness, over cached face crops, in two regions.
+    """PSNR/SSIM, Lab a/b error and colourfulness at size x size, over cached face crops, in two regions.
 
     Each crop is framed the way the model was trained (its crop margin around
     the Haar box), sketched with the model's own op and inverted. "face"
@@ -44,33 +44,44 @@ def evaluate_faces(predictor: Predictor, crops: np.ndarray, size: int = PROTOCOL
         outs, refs = [region(o) for o in outputs], [region(t) for t in truths]
         report[f"{name}_psnr"] = float(np.mean([metrics.psnr(o, t) for o, t in zip(outs, refs)]))
         report[f"{name}_ssim"] = float(np.mean([metrics.ssim(o, t) for o, t in zip(outs, refs)]))
+        report[f"{name}_ab_error"] = float(np.mean([metrics.ab_error(o, t) for o, t in zip(outs, refs)]))
         report[f"{name}_colourfulness_output"] = float(np.mean([metrics.colourfulness(o) for o in outs]))
         report[f"{name}_colourfulness_truth"] = float(np.mean([metrics.colourfulness(t) for t in refs]))
     return report
 
 
-SATURATION_GAINS = np.round(np.arange(1.0, 2.001, 0.05), 2)
+SATURATION_GAINS = np.round(np.arange(0.5, 2.001, 0.05), 2)
+CALIBRATION_OBJECTIVES = ("colourfulness", "ab_error")
 
 
-def calibrate_saturation(predictor: Predictor, crops: np.ndarray, size: int = PROTOCOL_SIZE) -> float:
-    """The saturation gain that makes the outputs' mean colourfulness match the truth's on `crops`.
+def calibrate_saturation(predictor: Predictor, crops: np.ndarray, size: int = PROTOCOL_SIZE,
+                         objective: str = "colourfulness") -> float:
+    """The saturation gain fitted on `crops` for one of two objectives.
 
-    Trained with a pixel loss, a model predicts the mean of the colours a
-    sketch allows, which is washed out (sepia). Scaling chroma around luma
+    Trained with a pixel loss, a model predicts the mean of the colours its
+    input allows, which is washed out (sepia). Scaling chroma around luma
     scales Hasler-Suesstrunk colourfulness by the same factor (before
-    clipping), so one gain, fitted on the validation split, restores it.
+    clipping), so one gain can restore it: "colourfulness" picks the gain
+    whose outputs are as colourful as the truth on average, right for still
+    photos that should look like photos. That costs accuracy, since a
+    confident wrong hue is further off than a pale one: "ab_error" picks the
+    gain with the lowest face Lab a/b error instead, the video pipeline's target.
+    Both scores have one minimum over the gain, so the search stops once past it.
     """
-    previous, predictor.saturation_gain = predictor.saturation_gain, 1.0
+    if objective not in CALIBRATION_OBJECTIVES:
+        raise ValueError(f"unknown calibration objective {objective!r}; expected one of "
+                         f"{', '.join(CALIBRATION_OBJECTIVES)}")
+    previous = predictor.saturation_gain
     try:
-        best, best_gap = 1.0, float("inf")
+        best, best_score = 1.0, float("inf")
         for gain in SATURATION_GAINS:
             predictor.saturation_gain = float(gain)
             report = evaluate_faces(predictor, crops, size)
-            gap = abs(report["face_colourfulness_output"] - report["face_colourfulness_truth"])
-            if gap < best_gap:
-                best, best_gap = float(gain), gap
-            elif report["face_colourfulness_output"] > report["face_colourfulness_truth"]:
-                break  # past the match; larger gains only overshoot
+            score = (abs(report["face_colourfulness_output"] - report["face_colourfulness_truth"])
+                     if objective == "colourfulness" else report["face_ab_error"])
+            if score >= best_score:
+                break
+            best, best_score = float(gain), score
         return best
     finally:
         predictor.saturation_gain = previous

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from colorstream import imageops
 from model import checkpoint
 from model.inference import Predictor, pick_device
 from model.net import ModelConfig, build, count_parameters
@@ -35,8 +36,8 @@ class TrainConfig:
     augment: data.AugmentConfig = field(default_factory=data.AugmentConfig)
     resolution: int = 96
     crop_margin: float = 1.4  # face square side / Haar box side
-    input_kind: str = "pencil"  # the sketch op inference applies to photos and frames
-    pencil_sigma: float = 3.0  # that op's blur, in pixels at `resolution`
+    input_kind: str = "pencil"  # what inference feeds the model: a sketch op, or "gray" (see imageops.INPUT_KINDS)
+    pencil_sigma: float = 3.0  # the pencil op's blur, in pixels at `resolution`
     normalize_sketch: bool = True
     batch_size: int = 32
     steps: int = 3000
@@ -46,6 +47,7 @@ class TrainConfig:
     eval_every: int = 250
     eval_images: int = 200
     calibrate: bool = True  # fit the saturation gain on the val split at the end (see evaluate.calibrate_saturation)
+    calibrate_for: str = "colourfulness"  # that fit's objective: "colourfulness" (stills) or "ab_error" (video)
     seed: int = 0
     device: str = "auto"
     threads: int | None = None
@@ -57,6 +59,10 @@ class TrainConfig:
             raise ValueError(f"unknown loss {self.loss!r}; expected one of {', '.join(LOSSES)}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}; expected one of {', '.join(SCHEDULES)}")
+        if self.input_kind not in imageops.INPUT_KINDS:
+            raise ValueError(f"unknown input kind {self.input_kind!r}; expected one of {', '.join(imageops.INPUT_KINDS)}")
+        if self.input_kind == "gray" and (self.pairs or self.normalize_sketch):
+            raise ValueError("a gray-input model takes no sketch pairs and no sketch tone normalisation")
         if self.resolution % self.model.size_multiple:
             raise ValueError(f"resolution must be a multiple of {self.model.size_multiple}")
 
@@ -152,13 +158,16 @@ def train(config: TrainConfig, resume: bool = False, command: str | None = None)
                                                                      metadata["training"]["command"]]))
     # a sampler seeded by (seed, step) continues deterministically after a resume
     sampler = data.PairSampler(train_crops, config.resolution, config.normalize_sketch, config.augment,
-                               [config.seed, start_step], real, config.real_fraction if real else 0.0)
+                               [config.seed, start_step], real, config.real_fraction if real else 0.0,
+                               config.input_kind)
 
     def snapshot(step: int, seconds: float, final: bool) -> None:
         metadata["training"].update(steps=step, seconds=round(seconds, 1))
         predictor = Predictor(net, metadata, device)
         if final and config.calibrate:
-            metadata["saturation_gain"] = predictor.saturation_gain = calibrate_saturation(predictor, val_crops)
+            metadata["saturation_gain"] = predictor.saturation_gain = calibrate_saturation(
+                predictor, val_crops, objective=config.calibrate_for)
+            metadata["saturation_objective"] = config.calibrate_for
         val = evaluate_faces(predictor, val_crops)
         net.train()
         metadata["metrics"] = {"val_" + k: v for k, v in val.items()}

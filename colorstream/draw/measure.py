@@ -143,7 +143,8 @@ def measure_latency(predictor: Predictor, requests: int) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m colorstream.draw.measure", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", metavar="CKPT", help="checkpoint (default: the bundled model)")
+    parser.add_argument("--model", default="sketch", metavar="NAME|CKPT",
+                        help="a bundled model (sketch or video) or a checkpoint file (default: sketch)")
     commands = parser.add_subparsers(dest="what", required=True)
     p = commands.add_parser("strictness", help="strictness and framing on held-out hand-drawn pairs")
     p.add_argument("--pairs", required=True, help="FS2K-layout folder (pairs.csv, photos/, sketches/)")
