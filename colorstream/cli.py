@@ -103,6 +103,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from colorstream.imageops import SKETCH_KINDS
     from model import checkpoint
     from model.inference import checkpoint_path, load
     from training import data
@@ -113,7 +114,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if not Path(folder).is_dir():
             raise UserError(f"{folder}: no such directory")
     predictor = load(path, args.device)
-    if args.pairs and predictor.input_kind not in SKETCH_INPUTS:
+    if args.pairs and predictor.input_kind not in SKETCH_KINDS:
         raise UserError(f"{path}: a {predictor.input_kind}-input model cannot be scored on sketch pairs; "
                         "drop --pairs")
     predictor.flip_average = not args.no_flip_average
@@ -318,7 +319,6 @@ def evaluation_line(report: dict) -> str:
             f"{report['fps']} fps")
 
 
-SKETCH_INPUTS = ("pencil", "line")  # input kinds of models that read sketches
 VIDEO_MODEL = "video"  # the bundled model for colorize, live, evaluate-video and bench (VIDEO_MODEL_CARD.md)
 
 

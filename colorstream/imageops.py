@@ -14,7 +14,8 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-INPUT_KINDS = ("pencil", "line", "gray")  # what a model is fed: two sketch styles, or the gray image itself
+SKETCH_KINDS = ("pencil", "line")
+INPUT_KINDS = (*SKETCH_KINDS, "gray")  # what a model is fed: a sketch style, or the gray image itself
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")  # what OpenCV reads as stills
 
 

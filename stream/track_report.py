@@ -22,21 +22,22 @@ from stream.tracking import FaceTracker, iou
 TILE = 120
 
 
-def tracks_of(path: Path, confirm: bool) -> tuple[dict[int, dict[int, imageops.Box]], dict[int, np.ndarray]]:
-    """Track id -> {frame index: its box there}, and its first face as a tile."""
-    tracker = FaceTracker() if confirm else FaceTracker(confirm_cascade=None)
-    frames: dict[int, dict[int, imageops.Box]] = {}
-    tiles: dict[int, np.ndarray] = {}
+def tracks_of(path: Path) -> dict[bool, tuple[dict[int, dict[int, imageops.Box]], dict[int, np.ndarray]]]:
+    """For the tracker without (False) and with (True) the second cascade, from one decode of the clip:
+    track id -> {frame index: its box there}, and each track's first face as a tile."""
+    trackers = {False: FaceTracker(confirm_cascade=None), True: FaceTracker()}
+    found: dict[bool, tuple[dict, dict]] = {confirm: ({}, {}) for confirm in trackers}
     with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        for index, frame in enumerate(container.decode(stream)):
+        for index, frame in enumerate(container.decode(container.streams.video[0])):
             gray = imageops.luma_to_gray(frame.to_ndarray(format="gray"))
             seconds = float(frame.time) if frame.time is not None else index / 25.0
-            for track in tracker.update(gray, seconds):
-                if track.id not in tiles:
-                    tiles[track.id] = imageops.crop_square(gray, imageops.square_box(track.box, 1.6), TILE)
-                frames.setdefault(track.id, {})[index] = track.box
-    return frames, tiles
+            for confirm, tracker in trackers.items():
+                frames, tiles = found[confirm]
+                for track in tracker.update(gray, seconds):
+                    if track.id not in tiles:
+                        tiles[track.id] = imageops.crop_square(gray, imageops.square_box(track.box, 1.6), TILE)
+                    frames.setdefault(track.id, {})[index] = track.box
+    return found
 
 
 def is_kept(boxes: dict[int, imageops.Box], confirmed: dict[int, dict[int, imageops.Box]]) -> bool:
@@ -56,8 +57,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     tiles = []
     for clip in args.clips:
-        confirmed, _ = tracks_of(clip, confirm=True)
-        unconfirmed, faces = tracks_of(clip, confirm=False)
+        found = tracks_of(clip)
+        (unconfirmed, faces), (confirmed, _) = found[False], found[True]
         print(f"{clip.name}: {len(unconfirmed)} tracks without the second cascade, {len(confirmed)} with it")
         for track, boxes in unconfirmed.items():
             verdict = "kept" if is_kept(boxes, confirmed) else "dropped"

@@ -89,6 +89,8 @@ def test_gray_models_take_no_sketch_pairs_or_tone_normalisation():
         TrainConfig(faces="x", input_kind="gray")
     with pytest.raises(ValueError, match="unknown input kind"):
         TrainConfig(faces="x", input_kind="charcoal")
+    with pytest.raises(ValueError, match="calibration objective"):
+        TrainConfig(faces="x", calibrate_for="vividness")
 
 
 def test_ssim_loss_agrees_with_the_metric():

@@ -20,7 +20,7 @@ from model import checkpoint
 from model.inference import Predictor, pick_device
 from model.net import ModelConfig, build, count_parameters
 from training import data
-from training.evaluate import calibrate_saturation, evaluate_faces, sample_grid
+from training.evaluate import CALIBRATION_OBJECTIVES, calibrate_saturation, evaluate_faces, sample_grid
 from training.losses import LOSSES, loss_fn
 
 SCHEDULES = ("halving", "cosine")
@@ -61,6 +61,9 @@ class TrainConfig:
             raise ValueError(f"unknown schedule {self.schedule!r}; expected one of {', '.join(SCHEDULES)}")
         if self.input_kind not in imageops.INPUT_KINDS:
             raise ValueError(f"unknown input kind {self.input_kind!r}; expected one of {', '.join(imageops.INPUT_KINDS)}")
+        if self.calibrate_for not in CALIBRATION_OBJECTIVES:  # checked now, not after the whole run
+            raise ValueError(f"unknown calibration objective {self.calibrate_for!r}; expected one of "
+                             f"{', '.join(CALIBRATION_OBJECTIVES)}")
         if self.input_kind == "gray" and (self.pairs or self.normalize_sketch):
             raise ValueError("a gray-input model takes no sketch pairs and no sketch tone normalisation")
         if self.resolution % self.model.size_multiple:
