@@ -143,6 +143,8 @@ def checkpoint_path(model: str | Path | None, default: str = "sketch") -> Path:
 def load(model: str | Path | None = None, device: str = "auto", default: str = "sketch") -> Predictor:
     """A predictor for a bundled model's name or a checkpoint file; None means the bundled `default`."""
     path = checkpoint_path(model, default)
+    if not path.is_file():  # most likely a mistyped name
+        raise checkpoint.CheckpointError(f"{path}: checkpoint not found (bundled models: {', '.join(BUNDLED)})")
     payload = checkpoint.read(path)
     net = checkpoint.build_from(payload, str(path))
     return Predictor(net, payload["metadata"], pick_device(device))

@@ -66,6 +66,8 @@ def test_invert_rejects_unreadable_checkpoint(tmp_path):
     result = run("invert", str(SAMPLES / "astronaut_line.png"), "-o", str(tmp_path / "out"),
                  "--model", str(tmp_path / "missing.pt"))
     assert_one_line_error(result, "checkpoint not found")
+    result = run("invert", str(SAMPLES / "astronaut_line.png"), "-o", str(tmp_path / "out"), "--model", "skech")
+    assert_one_line_error(result, "skech: checkpoint not found (bundled models: sketch, video)")
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
