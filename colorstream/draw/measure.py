@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from colorstream import imageops, metrics
+from colorstream.cli import add_model_argument
 from colorstream.draw.server import DrawServer
 from colorstream.draw.sketch import SMOOTH_SIGMA, apply_strictness
 from model.inference import Predictor, load
@@ -143,8 +144,7 @@ def measure_latency(predictor: Predictor, requests: int) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m colorstream.draw.measure", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="sketch", metavar="NAME|CKPT",
-                        help="a bundled model (sketch or video) or a checkpoint file (default: sketch)")
+    add_model_argument(parser, "sketch")
     commands = parser.add_subparsers(dest="what", required=True)
     p = commands.add_parser("strictness", help="strictness and framing on held-out hand-drawn pairs")
     p.add_argument("--pairs", required=True, help="FS2K-layout folder (pairs.csv, photos/, sketches/)")
