@@ -45,9 +45,20 @@ def occlusion_mask(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
     |w_fw + w_bw|^2 > 0.01 (|w_fw|^2 + |w_bw|^2) + 0.5 (Lai et al. 2018, after Sundaram et al. 2010).
     """
     landed = warp(backward, forward)
-    mismatch = np.sum((forward + landed) ** 2, axis=2)
-    magnitude = np.sum(forward ** 2, axis=2) + np.sum(landed ** 2, axis=2)
+    mismatch = squared_length(forward + landed)
+    magnitude = squared_length(forward) + squared_length(landed)
     return mismatch > 0.01 * magnitude + 0.5
+
+
+def squared_length(vectors: np.ndarray) -> np.ndarray:
+    """(..., 2) -> (...) x^2 + y^2; several times faster than a numpy reduction over an axis of two."""
+    x, y = vectors[..., 0], vectors[..., 1]
+    return x * x + y * y
+
+
+def length(vectors: np.ndarray) -> np.ndarray:
+    """(..., 2) -> (...) Euclidean length."""
+    return np.sqrt(squared_length(vectors))
 
 
 def warp_error(previous: np.ndarray, current: np.ndarray, flow_to_previous: np.ndarray,

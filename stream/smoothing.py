@@ -177,9 +177,9 @@ class FlowSmoothing:
         history = temporal.warp(chroma_before[window], to_previous)[inner]
         current = chroma[y:y + h, x:x + w]
         offset = history - current
-        distance = np.linalg.norm(offset, axis=2, keepdims=True)
+        distance = temporal.length(offset)[..., None]
         history = current + offset * np.minimum(1.0, self.clamp / np.maximum(distance, 1e-6))  # into the clamp
-        weight = current_weight(self.base, np.linalg.norm(to_previous[inner], axis=2), self.scale)[..., None]
+        weight = current_weight(self.base, temporal.length(to_previous[inner]), self.scale)[..., None]
         return np.where(trusted[..., None], weight * current + (1.0 - weight) * history, current)
 
 

@@ -125,8 +125,8 @@ class Composite:
         gray = frame.gray[y0 * factor:y1 * factor, x0 * factor:x1 * factor]
         if factor > 1:
             gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)  # (y1-y0, x1-x0)
-        lab = imageops.bgr_to_lab(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR))
-        lab[:, :, 1:] = ab_sum / np.maximum(weight_sum, 1.0)[:, :, None]  # the frame's own chroma is 0
+        ab = ab_sum / np.maximum(weight_sum, 1.0)[:, :, None]  # the frame's own chroma is 0
+        lab = cv2.merge([imageops.gray_lightness(gray), ab[:, :, 0], ab[:, :, 1]])
         cb_face, cr_face = imageops.bgr_to_video_chroma(imageops.lab_to_bgr(lab))
         cb = np.full((height // factor, width // factor), 128, np.uint8)
         cr = cb.copy()
