@@ -148,6 +148,11 @@ class ClipScores:
             "face_chroma_flicker_truth": mean("flicker_truth", "flicker_pixels"),
             "cdc_output": round(self.cdc_output.value, 6), "cdc_truth": round(self.cdc_truth.value, 6),
         }
+        means = np.array(self.face_means, np.float64).reshape(-1, 4)
+        found = means[~np.isnan(means[:, 0])]
+        overall = found.mean(axis=0) if len(found) else np.zeros(4)  # the face colour's bias, not its error
+        report.update({name: round(float(value), 2) for name, value in
+                       zip(("face_a_output", "face_b_output", "face_a_truth", "face_b_truth"), overall)})
         ratio = report["face_ab_error_output"] / max(report["face_ab_error_gray"], 1e-9)
         excess = report["face_chroma_flicker_output"] - report["face_chroma_flicker_truth"]
         report.update(face_ab_error_ratio=round(ratio, 3), excess_face_chroma_flicker=round(excess, 3))

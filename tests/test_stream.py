@@ -359,7 +359,8 @@ def test_face_ab_distance_by_hand():
 def test_evaluate_video_scores_output_gray_baseline_and_temporal_consistency(tmp_path, portrait, predictor):
     from stream.evaluation import evaluate_video
 
-    source = write_video(tmp_path / "colour.mp4", moving_face_frames(portrait, 8, 200, 150), audio_seconds=0.3)
+    frames = moving_face_frames(portrait, 8, 200, 150)
+    source = write_video(tmp_path / "colour.mp4", frames, audio_seconds=0.3)
     strip = tmp_path / "strip.png"
     report = evaluate_video(source, predictor, Options(), workdir=tmp_path, strip=strip)
     assert report["frames"] == 8 and report["frames_with_faces"] >= 4
@@ -371,6 +372,11 @@ def test_evaluate_video_scores_output_gray_baseline_and_temporal_consistency(tmp
     assert report["excess_face_chroma_flicker"] == pytest.approx(
         report["face_chroma_flicker_output"] - report["face_chroma_flicker_truth"], abs=2e-3)
     assert report["smoothing_ms_per_frame"] >= report["ms_per_frame"]["smoothing"] >= 0
+    box = imageops.largest_face(frames[0], min_face=Options().min_face)
+    skin = frames[0][int(box.y):int(box.y + box.h), int(box.x):int(box.x + box.w)]
+    truth_ab = imageops.bgr_to_lab(skin)[..., 1:].reshape(-1, 2).mean(axis=0)  # the face box's mean a*, b*
+    assert truth_ab.min() > 5  # skin: red and yellow
+    assert [report["face_a_truth"], report["face_b_truth"]] == pytest.approx(truth_ab, abs=1.5)
     plot = cv2.imread(str(strip))
     assert plot is not None and plot.shape[1] >= 8 and plot.std() > 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["colour.mp4", "strip.png", "tiny.pt"]  # scratch cleaned
