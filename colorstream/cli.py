@@ -95,7 +95,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                          batch_size=args.batch_size, steps=args.steps, lr=args.lr, schedule=args.schedule,
                          loss=args.loss, eval_every=args.eval_every, seed=args.seed, device=args.device,
                          threads=args.threads, cache_dir=args.cache_dir, limit=args.limit,
-                         calibrate=not args.no_calibrate, calibrate_for=args.calibrate_for)
+                         calibrate=not args.no_calibrate)
     metadata = train(config, resume=args.resume, command=command_line())
     print(json.dumps(metadata["metrics"], indent=2))
     print(args.out)
@@ -118,6 +118,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise UserError(f"{path}: a {predictor.input_kind}-input model cannot be scored on sketch pairs; "
                         "drop --pairs")
     predictor.flip_average = not args.no_flip_average
+    if args.saturation:
+        predictor.saturation_gain = args.saturation
     report: dict = {}
     if args.faces:
         faces = data.load_faces(Path(args.faces), predictor.crop_margin, Path(args.cache_dir))
@@ -329,12 +331,6 @@ def add_model_argument(p: argparse.ArgumentParser, default: str, action: str = "
                    help=f"a bundled model (sketch or video) or a checkpoint file{action} (default: {default})")
 
 
-def add_calibration_objective(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--calibrate-for", default="colourfulness", choices=["colourfulness", "ab_error"],
-                   help="fit the saturation gain so outputs are as colourful as the photos (stills), or for "
-                        "the lowest face Lab a/b error (video)")
-
-
 def add_stream_arguments(p: argparse.ArgumentParser) -> None:
     from stream.smoothing import DEFAULT_SMOOTHING, SMOOTHING
 
@@ -350,7 +346,7 @@ def add_stream_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reach", type=float, default=1.0, help="colour patch size relative to the model's face crop")
     p.add_argument("--batch-frames", type=int, default=8, help="frames per inference batch in file mode")
     p.add_argument("--saturation", type=float, default=0.0,
-                   help="chroma gain of the model's colours (default 0: the gain calibrated into the checkpoint)")
+                   help="chroma gain of the model's colours (default 0: the gain the checkpoint fitted for video)")
     p.add_argument("--codec", default="libx264")
     p.add_argument("--crf", type=int, default=18)
     p.add_argument("--preset", default="veryfast", help="encoder preset (libx264/libx265)")
@@ -382,20 +378,24 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from model import checkpoint
     from model.inference import checkpoint_path, load
     from training import data
-    from training.evaluate import calibrate_saturation
+    from training.evaluate import calibrate_saturations
 
     path = checkpoint_path(args.model)
     if not Path(args.faces).is_dir():
         raise UserError(f"{args.faces}: no such directory")
     predictor = load(path, args.device)
     crops = data.load_faces(Path(args.faces), predictor.crop_margin, Path(args.cache_dir)).crops["val"]
-    gain = calibrate_saturation(predictor, crops[:args.limit], objective=args.calibrate_for)
+    objectives = (args.only,) if args.only else checkpoint.SATURATION_OBJECTIVES
+    fitted = calibrate_saturations(predictor, crops[:args.limit], objectives)
     payload = checkpoint.read(path)
-    payload["metadata"]["saturation_gain"] = gain
-    payload["metadata"]["saturation_objective"] = args.calibrate_for
+    gains = {**checkpoint.saturation_gains(payload["metadata"]), **fitted}
+    for legacy in ("saturation_gain", "saturation_objective"):  # superseded by one gain per use
+        payload["metadata"].pop(legacy, None)
+    payload["metadata"]["saturation_gains"] = gains
     checkpoint.save(path, checkpoint.build_from(payload, str(path)), payload["metadata"])
-    print(f"saturation gain {gain} (fitted for {args.calibrate_for} on {len(crops[:args.limit])} val faces) "
-          f"recorded in {path}")
+    print(f"saturation gains {gains[checkpoint.STILLS_OBJECTIVE]} for stills ({checkpoint.STILLS_OBJECTIVE}) and "
+          f"{gains[checkpoint.VIDEO_OBJECTIVE]} for video ({checkpoint.VIDEO_OBJECTIVE}); "
+          f"{' and '.join(fitted)} fitted on {len(crops[:args.limit])} val faces; recorded in {path}")
     return 0
 
 
@@ -438,8 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=".cache", help="where face crops are cached between runs")
     p.add_argument("--resume", action="store_true", help="continue from <out>.resume.pt")
     p.add_argument("--no-calibrate", action="store_true",
-                   help="skip fitting the saturation gain on the val split after training")
-    add_calibration_objective(p)
+                   help="skip fitting the saturation gains on the val split after training")
     p.add_argument("--device", **device)
     p.set_defaults(run=cmd_train)
 
@@ -452,14 +451,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=".cache")
     p.add_argument("--record", action="store_true", help="store the results in the checkpoint's metadata")
     p.add_argument("--no-flip-average", action="store_true", help="invert each sketch once, not also mirrored")
+    p.add_argument("--saturation", type=float, default=0.0,
+                   help="chroma gain of the model's colours (default 0: the gain the checkpoint fitted for stills)")
     p.add_argument("--device", **device)
     p.set_defaults(run=cmd_evaluate)
 
-    p = commands.add_parser("calibrate", help="fit a checkpoint's saturation gain on the val split of a face folder")
+    p = commands.add_parser("calibrate", help="fit a checkpoint's saturation gains, for stills and for video, on "
+                                              "the val split of a face folder")
     add_model_argument(p, "sketch", " to update")
     p.add_argument("--faces", required=True, help="folder of face photos; its val split is used")
     p.add_argument("--limit", type=int, default=200, help="val faces to fit on")
-    add_calibration_objective(p)
+    p.add_argument("--only", choices=["colourfulness", "ab_error"],
+                   help="refit only this use's gain, for stills (colourfulness) or video (ab_error), and keep the other")
     p.add_argument("--cache-dir", default=".cache")
     p.add_argument("--device", **device)
     p.set_defaults(run=cmd_calibrate)

@@ -3,10 +3,13 @@
 A checkpoint is a dict saved with `torch.save`:
     {"format": FORMAT, "format_version": FORMAT_VERSION,
      "metadata": {...}, "state_dict": {...}, optional "resume": {...}}
-The metadata's optional "saturation_gain" (default 1) scales the output's
-chroma around its luma; it is calibrated on the validation split after training.
-and is always read with `torch.load(weights_only=True)`, so a checkpoint can
-hold tensors and plain data but never code.
+The metadata's optional "saturation_gains" scale the output's chroma around
+its luma, one gain per use, each fitted on the validation split after
+training: "colourfulness" for stills (as colourful as photos) and "ab_error"
+for video (the lowest face Lab a/b error). Older checkpoints carry a single
+"saturation_gain" (default 1), used for both. A checkpoint is always read
+with `torch.load(weights_only=True)`, so it can hold tensors and plain data
+but never code.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from model.net import ModelConfig, build
 FORMAT = "colorstream-sketch-inversion"
 FORMAT_VERSION = 1
 COLOR_SPACES = ("rgb",)
+STILLS_OBJECTIVE, VIDEO_OBJECTIVE = "colourfulness", "ab_error"  # what each use fits its saturation gain for
+SATURATION_OBJECTIVES = (STILLS_OBJECTIVE, VIDEO_OBJECTIVE)
 REQUIRED_METADATA = ("model", "input_kind", "sketch_params", "normalize_sketch", "resolution",
                      "crop_margin", "color_space", "training", "metrics")
 
@@ -54,9 +59,13 @@ def validate_metadata(metadata: dict[str, Any], where: str) -> None:
         raise CheckpointError(f"{where}: unknown input kind {metadata['input_kind']!r}")
     if metadata["color_space"] not in COLOR_SPACES:
         raise CheckpointError(f"{where}: unknown colour space {metadata['color_space']!r}")
-    gain = metadata.get("saturation_gain", 1.0)
-    if not isinstance(gain, (int, float)) or not 0.0 < gain <= 4.0:
-        raise CheckpointError(f"{where}: saturation gain {gain!r} is not a number in (0, 4]")
+    gains = metadata.get("saturation_gains", {})
+    if not isinstance(gains, dict) or not set(gains) <= set(SATURATION_OBJECTIVES):
+        raise CheckpointError(f"{where}: saturation gains {gains!r} are not keyed by "
+                              f"{' and '.join(SATURATION_OBJECTIVES)}")
+    for gain in (metadata.get("saturation_gain", 1.0), *gains.values()):
+        if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not 0.0 < gain <= 4.0:
+            raise CheckpointError(f"{where}: saturation gain {gain!r} is not a number in (0, 4]")
     try:
         config = ModelConfig(**metadata["model"])
     except (TypeError, ValueError) as error:
@@ -64,6 +73,12 @@ def validate_metadata(metadata: dict[str, Any], where: str) -> None:
     if int(metadata["resolution"]) % config.size_multiple:
         raise CheckpointError(f"{where}: resolution {metadata['resolution']} is not a multiple of "
                               f"{config.size_multiple}, as the {config.arch} architecture needs")
+
+
+def saturation_gains(metadata: dict[str, Any]) -> dict[str, float]:
+    """The gain for each use; a use with none of its own takes the older single gain (default 1)."""
+    recorded = metadata.get("saturation_gains", {})
+    return {use: float(recorded.get(use, metadata.get("saturation_gain", 1.0))) for use in SATURATION_OBJECTIVES}
 
 
 def read(path: str | Path) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import torch
 
 from colorstream import imageops
 from model import checkpoint
+from model.net import fold_batchnorm
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 # the models that ship in the package, by name: sketches -> photos (MODEL_CARD.md) and
@@ -43,7 +44,8 @@ class Predictor:
         self.sketch_params = dict(metadata["sketch_params"])
         self.normalize = bool(metadata["normalize_sketch"])
         self.crop_margin = float(metadata["crop_margin"])
-        self.saturation_gain = float(metadata.get("saturation_gain", 1.0))
+        self.saturation_gains = checkpoint.saturation_gains(metadata)
+        self.saturation_gain = self.saturation_gains[checkpoint.STILLS_OBJECTIVE]  # in use; video passes its own
         self.flip_average = True  # for still images; see `predict`
         self._luma_weights = torch.tensor([0.299, 0.587, 0.114], device=device).view(1, 3, 1, 1)  # RGB, BT.601
 
@@ -146,5 +148,5 @@ def load(model: str | Path | None = None, device: str = "auto", default: str = "
     if not path.is_file():  # most likely a mistyped name
         raise checkpoint.CheckpointError(f"{path}: checkpoint not found (bundled models: {', '.join(BUNDLED)})")
     payload = checkpoint.read(path)
-    net = checkpoint.build_from(payload, str(path))
+    net = fold_batchnorm(checkpoint.build_from(payload, str(path)))  # a loaded net only runs inference
     return Predictor(net, payload["metadata"], pick_device(device))

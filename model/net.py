@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 ARCHITECTURES = ("unet", "paper")
 
@@ -104,6 +105,22 @@ class PaperNet(nn.Module):
 
 def build(config: ModelConfig) -> nn.Module:
     return UNet(config) if config.arch == "unet" else PaperNet(config)
+
+
+def fold_batchnorm(net: nn.Module) -> nn.Module:
+    """For inference only: each BatchNorm that follows a conv folded into the conv's weights, in place.
+
+    The outputs are the same to float precision and each fold saves a pass
+    over the activations. Frozen statistics only: the net is put in eval
+    mode, and must never be trained again.
+    """
+    net.eval()
+    for sequence in [module for module in net.modules() if isinstance(module, nn.Sequential)]:
+        for i in range(len(sequence) - 1):
+            if isinstance(sequence[i], nn.Conv2d) and isinstance(sequence[i + 1], nn.BatchNorm2d):
+                sequence[i] = fuse_conv_bn_eval(sequence[i], sequence[i + 1])
+                sequence[i + 1] = nn.Identity()
+    return net
 
 
 def count_parameters(net: nn.Module) -> int:

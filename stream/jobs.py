@@ -18,6 +18,7 @@ import torch
 from tqdm import tqdm
 
 from colorstream.files import write_image_atomic
+from model.checkpoint import VIDEO_OBJECTIVE
 from model.inference import Predictor
 from stream.frames import Frame
 from stream.pipeline import Pipeline, Stage
@@ -39,7 +40,7 @@ class Options:
     codec: str = "libx264"
     crf: int = 18
     preset: str = "veryfast"
-    saturation: float = 0.0  # chroma gain of the model's output; 0: the checkpoint's calibrated gain
+    saturation: float = 0.0  # chroma gain of the model's output; 0: the gain the checkpoint fitted for video
     threads: int = 0  # torch threads for inference; 0: one per two cores, since the other stages need the rest
 
 
@@ -55,7 +56,7 @@ def build_stages(predictor: Predictor, options: Options, live: bool) -> list[Sta
     stages = [
         Stage("detect", Detect(tracker, predictor.crop_margin, options.reach)),
         Stage("sketchify", Sketchify(predictor)),
-        Stage("inference", Infer(predictor, saturation_gain=options.saturation or None),
+        Stage("inference", Infer(predictor, options.saturation or predictor.saturation_gains[VIDEO_OBJECTIVE]),
               batch=1 if live else options.batch_frames),
         Stage("smoothing", Smooth("none" if per_frame else options.smoothing, options.window)),
         Stage("composite", Composite()),

@@ -51,7 +51,7 @@ class Sketchify:
 class Infer:
     """All faces of all frames in the batch through the network at once."""
 
-    def __init__(self, predictor: Predictor, batch_size: int = 32, saturation_gain: float | None = None):
+    def __init__(self, predictor: Predictor, saturation_gain: float, batch_size: int = 32):
         self.predictor, self.batch_size, self.saturation_gain = predictor, batch_size, saturation_gain
 
     def __call__(self, frames: list[Frame]) -> list[Frame]:

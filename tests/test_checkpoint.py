@@ -116,10 +116,29 @@ def test_saturation_gain_scales_chroma_around_luma(tiny_checkpoint):
     predictor.saturation_gain = 1.0
     assert np.array_equal(predictor.predict_prepared(sketches, saturation_gain=0.0), gray)  # a per-call override
     payload = torch.load(tiny_checkpoint, weights_only=True)
-    payload["metadata"]["saturation_gain"] = -1
-    torch.save(payload, tiny_checkpoint)
-    with pytest.raises(checkpoint.CheckpointError, match="saturation gain"):
-        checkpoint.read(tiny_checkpoint)
+    for bad in ({"saturation_gain": -1}, {"saturation_gains": {"ab_error": 9.0}},
+                {"saturation_gains": {"vividness": 1.0}}, {"saturation_gains": {"ab_error": True}}):
+        torch.save({**payload, "metadata": {**payload["metadata"], **bad}}, tiny_checkpoint)
+        with pytest.raises(checkpoint.CheckpointError, match="saturation gain"):
+            checkpoint.read(tiny_checkpoint)
+
+
+def test_each_use_takes_its_own_saturation_gain(tiny_checkpoint, tmp_path):
+    from stream.jobs import Options, build_stages
+
+    payload = torch.load(tiny_checkpoint, weights_only=True)
+    legacy = tmp_path / "legacy.pt"  # one gain, as older checkpoints carry, serves both uses
+    torch.save({**payload, "metadata": {**payload["metadata"], "saturation_gain": 1.3}}, legacy)
+    assert load(legacy, device="cpu").saturation_gains == {"colourfulness": 1.3, "ab_error": 1.3}
+    both = tmp_path / "both.pt"
+    gains = {"colourfulness": 1.2, "ab_error": 0.95}
+    torch.save({**payload, "metadata": {**payload["metadata"], "saturation_gains": gains}}, both)
+    predictor = load(both, device="cpu")
+    assert predictor.saturation_gain == 1.2  # stills: invert, draw, evaluate
+    infer = {stage.name: stage.process for stage in build_stages(predictor, Options(), live=False)}["inference"]
+    assert infer.saturation_gain == 0.95  # video: colorize, live, evaluate-video
+    override = build_stages(predictor, Options(saturation=1.5), live=False)
+    assert {stage.name: stage.process for stage in override}["inference"].saturation_gain == 1.5
 
 
 def test_flip_averaged_prediction_of_a_symmetric_sketch_is_symmetric(tiny_checkpoint):
@@ -130,3 +149,23 @@ def test_flip_averaged_prediction_of_a_symmetric_sketch_is_symmetric(tiny_checkp
     assert np.abs(photo.astype(int) - photo[:, ::-1]).max() <= 1
     single = predictor.predict([symmetric], flip_average=False)[0]
     assert np.abs(single.astype(int) - single[:, ::-1]).max() > 1  # the net alone is not symmetric
+
+
+def test_folding_batchnorm_into_convs_keeps_the_outputs(tiny_checkpoint):
+    from model.net import fold_batchnorm
+
+    torch.manual_seed(0)
+    net = build(ModelConfig(base_channels=4, levels=2, res_blocks=1)).eval()
+    for module in net.modules():  # statistics and affine terms far from the identity, so a wrong fold shows
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-1, 1)
+            module.running_var.uniform_(0.5, 2)
+            module.weight.data.uniform_(0.5, 2)
+            module.bias.data.uniform_(-1, 1)
+    x = torch.rand(3, 1, 16, 16)
+    with torch.inference_mode():
+        before = net(x)
+        folded = fold_batchnorm(net)
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+        assert torch.allclose(folded(x), before, atol=1e-5)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in load(tiny_checkpoint, device="cpu").net.modules())

@@ -89,8 +89,6 @@ def test_gray_models_take_no_sketch_pairs_or_tone_normalisation():
         TrainConfig(faces="x", input_kind="gray")
     with pytest.raises(ValueError, match="unknown input kind"):
         TrainConfig(faces="x", input_kind="charcoal")
-    with pytest.raises(ValueError, match="calibration objective"):
-        TrainConfig(faces="x", calibrate_for="vividness")
 
 
 def test_ssim_loss_agrees_with_the_metric():
@@ -123,6 +121,7 @@ def test_saturation_is_calibrated_for_either_objective(monkeypatch):
     assert predictor.saturation_gain == 1.5  # left as it was
     with pytest.raises(ValueError, match="objective"):
         evaluate.calibrate_saturation(predictor, None, objective="vividness")
+    assert evaluate.calibrate_saturations(predictor, None) == {"colourfulness": 1.2, "ab_error": 0.8}
 
 
 def test_learning_rate_schedules():
@@ -151,7 +150,8 @@ def test_tiny_training_run_lowers_the_loss_and_writes_everything(face_folder, tm
     assert saved["training"]["faces_without_detection"] >= 1
     assert 0 < saved["metrics"]["val_face_ssim"] <= 1 and saved["metrics"] == metadata["metrics"]
     assert {"val_crop_psnr", "val_face_colourfulness_output"} <= set(saved["metrics"])
-    assert saved["saturation_gain"] in SATURATION_GAINS
+    assert set(saved["saturation_gains"]) == {"colourfulness", "ab_error"}
+    assert set(saved["saturation_gains"].values()) <= set(SATURATION_GAINS)
 
 
 def test_tiny_gray_model_trains_and_is_fed_gray_faces(face_folder, tmp_path, portrait):

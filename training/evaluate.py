@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from colorstream import imageops, metrics
+from model.checkpoint import SATURATION_OBJECTIVES
 from model.inference import Predictor
 from training.data import SketchPair, center_view
 
@@ -51,7 +52,6 @@ def evaluate_faces(predictor: Predictor, crops: np.ndarray, size: int = PROTOCOL
 
 
 SATURATION_GAINS = np.round(np.arange(0.5, 2.001, 0.05), 2)
-CALIBRATION_OBJECTIVES = ("colourfulness", "ab_error")
 
 
 def calibrate_saturation(predictor: Predictor, crops: np.ndarray, size: int = PROTOCOL_SIZE,
@@ -68,9 +68,9 @@ def calibrate_saturation(predictor: Predictor, crops: np.ndarray, size: int = PR
     gain with the lowest face Lab a/b error instead, the video pipeline's target.
     Both scores have one minimum over the gain, so the search stops once past it.
     """
-    if objective not in CALIBRATION_OBJECTIVES:
+    if objective not in SATURATION_OBJECTIVES:
         raise ValueError(f"unknown calibration objective {objective!r}; expected one of "
-                         f"{', '.join(CALIBRATION_OBJECTIVES)}")
+                         f"{', '.join(SATURATION_OBJECTIVES)}")
     previous = predictor.saturation_gain
     try:
         best, best_score = 1.0, float("inf")
@@ -85,6 +85,12 @@ def calibrate_saturation(predictor: Predictor, crops: np.ndarray, size: int = PR
         return best
     finally:
         predictor.saturation_gain = previous
+
+
+def calibrate_saturations(predictor: Predictor, crops: np.ndarray,
+                          objectives: tuple[str, ...] = SATURATION_OBJECTIVES) -> dict[str, float]:
+    """The gain for each use (`model.checkpoint.SATURATION_OBJECTIVES`), as checkpoints record them."""
+    return {objective: calibrate_saturation(predictor, crops, objective=objective) for objective in objectives}
 
 
 def evaluate_pairs(predictor: Predictor, pairs: list[SketchPair], size: int = PROTOCOL_SIZE) -> dict[str, float]:

@@ -20,7 +20,7 @@ from model import checkpoint
 from model.inference import Predictor, pick_device
 from model.net import ModelConfig, build, count_parameters
 from training import data
-from training.evaluate import CALIBRATION_OBJECTIVES, calibrate_saturation, evaluate_faces, sample_grid
+from training.evaluate import calibrate_saturations, evaluate_faces, sample_grid
 from training.losses import LOSSES, loss_fn
 
 SCHEDULES = ("halving", "cosine")
@@ -46,8 +46,7 @@ class TrainConfig:
     loss: str = "mse"  # the paper's
     eval_every: int = 250
     eval_images: int = 200
-    calibrate: bool = True  # fit the saturation gain on the val split at the end (see evaluate.calibrate_saturation)
-    calibrate_for: str = "colourfulness"  # that fit's objective: "colourfulness" (stills) or "ab_error" (video)
+    calibrate: bool = True  # fit the saturation gains on the val split at the end (see evaluate.calibrate_saturation)
     seed: int = 0
     device: str = "auto"
     threads: int | None = None
@@ -61,9 +60,6 @@ class TrainConfig:
             raise ValueError(f"unknown schedule {self.schedule!r}; expected one of {', '.join(SCHEDULES)}")
         if self.input_kind not in imageops.INPUT_KINDS:
             raise ValueError(f"unknown input kind {self.input_kind!r}; expected one of {', '.join(imageops.INPUT_KINDS)}")
-        if self.calibrate_for not in CALIBRATION_OBJECTIVES:  # checked now, not after the whole run
-            raise ValueError(f"unknown calibration objective {self.calibrate_for!r}; expected one of "
-                             f"{', '.join(CALIBRATION_OBJECTIVES)}")
         if self.input_kind == "gray" and (self.pairs or self.normalize_sketch):
             raise ValueError("a gray-input model takes no sketch pairs and no sketch tone normalisation")
         if self.resolution % self.model.size_multiple:
@@ -168,9 +164,8 @@ def train(config: TrainConfig, resume: bool = False, command: str | None = None)
         metadata["training"].update(steps=step, seconds=round(seconds, 1))
         predictor = Predictor(net, metadata, device)
         if final and config.calibrate:
-            metadata["saturation_gain"] = predictor.saturation_gain = calibrate_saturation(
-                predictor, val_crops, objective=config.calibrate_for)
-            metadata["saturation_objective"] = config.calibrate_for
+            metadata["saturation_gains"] = calibrate_saturations(predictor, val_crops)
+            predictor = Predictor(net, metadata, device)  # scored below at its stills gain
         val = evaluate_faces(predictor, val_crops)
         net.train()
         metadata["metrics"] = {"val_" + k: v for k, v in val.items()}
