@@ -45,6 +45,9 @@ def lab_to_bgr(lab: np.ndarray) -> np.ndarray:
     return np.clip(bgr * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
+_GRAY_LIGHTNESS = bgr_to_lab(np.repeat(np.arange(256, dtype=np.uint8)[:, None, None], 3, axis=2))[:, 0, 0].copy()
+
+
 def gray_lightness(gray: np.ndarray) -> np.ndarray:
     """(H, W) uint8 gray -> (H, W) float32 Lab L, exactly as `bgr_to_lab` gives it for that gray, by table."""
     return cv2.LUT(gray, _GRAY_LIGHTNESS)
@@ -57,8 +60,6 @@ def bgr_to_ycrcb(image: np.ndarray) -> np.ndarray:
 def ycrcb_to_bgr(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_YCrCb2BGR)
 
-
-_GRAY_LIGHTNESS = bgr_to_lab(np.repeat(np.arange(256, dtype=np.uint8)[:, None, None], 3, axis=2))[:, 0, 0].copy()
 
 # Video stores BT.601 YCbCr in "video range": Y in [16, 235], Cb and Cr in [16, 240].
 # Video frames travel as planes in that range, so decoding and encoding need no

@@ -86,6 +86,11 @@ def without_faces(gray: np.ndarray, boxes: list[imageops.Box], grow: float = RES
     return flat
 
 
+def _merged(kept: list[imageops.Box], found: list[imageops.Box]) -> list[imageops.Box]:
+    """`kept` plus the faces of `found` that are not already in it (IoU < 0.5 with each)."""
+    return kept + [face for face in found if all(iou(face, other) < 0.5 for other in kept)]
+
+
 class FaceTracker:
     """Detects faces every `detect_every` frames and carries smoothed boxes in between.
 
@@ -120,13 +125,11 @@ class FaceTracker:
         if self._since_detection % self.detect_every == 0:
             detections: list[imageops.Box] = []
             for track in self.tracks:  # windows of nearby tracks overlap: keep each face once
-                detections += [face for face in imageops.detect_faces_near(gray, track.box)
-                               if all(iou(face, kept) < 0.5 for kept in detections)]
+                detections = _merged(detections, imageops.detect_faces_near(gray, track.box))
             if not self.tracks or self._since_rescan >= self.rescan_every:
                 searched = without_faces(gray, [track.box for track in self.tracks])
-                detections += [face for face in imageops.detect_faces(searched, min_face=self.min_face,
-                                                                      max_side=self.detect_side)
-                               if all(iou(face, kept) < 0.5 for kept in detections)]
+                detections = _merged(detections, imageops.detect_faces(searched, min_face=self.min_face,
+                                                                       max_side=self.detect_side))
                 self._since_rescan = 0
             self._associate(gray, detections, t)
         self._since_detection += 1

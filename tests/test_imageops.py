@@ -164,3 +164,11 @@ def test_detect_faces_near_searches_only_around_the_expected_face(portrait):
     assert imageops.detect_faces_near(canvas, elsewhere) == []
     tiny = imageops.Box(650, 350, face.w / 3, face.h / 3)  # the right place, far too small: not searched at its size
     assert imageops.detect_faces_near(canvas, tiny) == []
+
+
+def test_gray_lightness_table_is_exactly_the_lab_conversion():
+    gray = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    expected = imageops.bgr_to_lab(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR))[:, :, 0]
+    assert imageops.gray_lightness(gray).dtype == np.float32
+    assert np.array_equal(imageops.gray_lightness(gray), expected)
+    assert imageops.gray_lightness(gray)[0, 0] == 0.0 and abs(imageops.gray_lightness(gray)[-1, -1] - 100.0) < 1e-3

@@ -144,3 +144,10 @@ def test_cdc_of_short_clips_uses_the_distances_it_has():
     black, white = np.zeros((4, 4, 3), np.uint8), np.full((4, 4, 3), 255, np.uint8)
     assert cdc_of([black]) == 0.0
     assert cdc_of([black, white]) == pytest.approx(np.log(2))  # only distance 1 exists
+
+
+def test_vector_lengths_are_euclidean():
+    vectors = np.random.default_rng(0).normal(0, 5, (7, 9, 2)).astype(np.float32)
+    assert np.allclose(temporal.length(vectors), np.linalg.norm(vectors, axis=2), rtol=1e-6)
+    assert np.allclose(temporal.squared_length(vectors), np.sum(vectors ** 2, axis=2), rtol=1e-6)
+    assert temporal.length(np.array([3.0, 4.0])) == 5.0
