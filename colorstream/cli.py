@@ -343,7 +343,9 @@ def add_stream_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detect-side", type=int, default=480,
                    help="full-frame face scans run on the frame downscaled to this longer side")
     p.add_argument("--min-face", type=int, default=40, help="smallest face side in pixels")
-    p.add_argument("--reach", type=float, default=1.0, help="colour patch size relative to the model's face crop")
+    p.add_argument("--reach", type=float, default=1.3,
+                   help="how far the colour reaches: the face square the model colours, relative to its "
+                        "training crop (1.3 takes in ears, hair and neck)")
     p.add_argument("--batch-frames", type=int, default=8, help="frames per inference batch in file mode")
     p.add_argument("--saturation", type=float, default=0.0,
                    help="chroma gain of the model's colours (default 0: the gain the checkpoint fitted for video)")

@@ -17,7 +17,7 @@ from model.inference import load
 from stream.frames import Face, Frame
 from stream.jobs import Options, colorize_image, colorize_video
 from stream.pipeline import END, FrameQueue, Pipeline, PipelineError, Stage, Stopped
-from stream.stages import Composite, Smooth
+from stream.stages import Composite, Detect, Smooth
 from stream import tracking
 from stream.tracking import FaceTracker, OneEuroFilter, SceneCutDetector
 from stream.video_io import MediaError
@@ -214,6 +214,19 @@ def test_ema_smoothing_weights_the_new_frame_by_two_over_window_plus_one():
     first = smooth([_frame_with_face(grey)])[0].faces[0].chroma
     second = smooth([_frame_with_face(red)])[0].faces[0].chroma
     assert np.allclose(second, 0.5 * imageops.bgr_to_lab(red)[:, :, 1:] + 0.5 * first, atol=1e-4)
+
+
+def test_reach_widens_the_coloured_square_around_the_same_face(portrait):
+    gray = imageops.to_gray(face_canvas(portrait, 320, 240, [(100, 60)]))
+    squares = {}
+    for reach in (1.0, Options().reach):
+        frame = Detect(FaceTracker(detect_every=1, min_face=30), crop_margin=1.4, reach=reach)([Frame(0, gray)])[0]
+        assert len(frame.faces) == 1
+        squares[reach] = frame.faces[0].box
+    narrow, wide = squares.values()
+    assert Options().reach == 1.3  # the default chosen on the colour clips (README)
+    assert wide.w == pytest.approx(1.3 * narrow.w)
+    assert wide.center == pytest.approx(narrow.center)
 
 
 def test_composite_keeps_luminance_and_colours_only_the_face():
