@@ -22,6 +22,15 @@ def clip(tmp_path, portrait):
     return write_video(tmp_path / "clip.mp4", moving_face_frames(portrait, 15, 160, 120), audio_seconds=0.6)
 
 
+@pytest.mark.parametrize("command", [["colorize", "in.mp4", "-o", "out.mp4"], ["live"], ["bench", "--no-live"],
+                                     ["evaluate-video", "clip.mp4"]])
+def test_stream_commands_default_to_the_pipeline_options(command):
+    from colorstream.cli import build_parser, stream_options
+    from stream.jobs import Options
+
+    assert stream_options(build_parser().parse_args(command)) == Options()
+
+
 def test_colorize_several_inputs_into_a_directory_with_stats(tmp_path, clip, portrait, tiny_checkpoint):
     image = tmp_path / "still.jpg"
     cv2.imwrite(str(image), portrait)
