@@ -31,9 +31,9 @@ import cv2
 import numpy as np
 import torch
 
-from model.inference import Predictor
-from stream.jobs import Options, use_threads
-from stream.video_io import MediaError, VideoReader
+from colorstream.model.inference import Predictor
+from colorstream.stream.jobs import Options, use_threads
+from colorstream.stream.video_io import MediaError, VideoReader
 
 REFERENCE_PRESET = "medium"  # libx264's default: the reference the issue compares against
 
@@ -172,7 +172,7 @@ def machine() -> dict:
 
 def run(clips: list[Path], live: Path | None, options: Options, config: BenchConfig, command: str) -> dict:
     """Every measurement, printed as it comes, and returned for the report."""
-    from model.inference import load
+    from colorstream.model.inference import load
 
     facts = [clip_facts(clip) for clip in clips]  # a bad clip fails now, not after minutes of measuring
     use_threads(options)  # inference alone is timed with the threads it gets inside the pipeline

@@ -47,7 +47,7 @@ def read_image(path: Path) -> np.ndarray:
 
 
 def cmd_invert(args: argparse.Namespace) -> int:
-    from model.inference import load
+    from colorstream.model.inference import load
 
     out_dir = Path(args.output)
     ensure_output_dir(out_dir)
@@ -81,8 +81,8 @@ def cmd_invert(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from model.net import ModelConfig
-    from training.train import TrainConfig, command_line, train
+    from colorstream.model.net import ModelConfig
+    from colorstream.training.train import TrainConfig, command_line, train
 
     model = ModelConfig(arch=args.arch, base_channels=args.base_channels, levels=args.levels,
                         res_blocks=args.res_blocks)
@@ -104,10 +104,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from colorstream.imageops import SKETCH_KINDS
-    from model import checkpoint
-    from model.inference import checkpoint_path, load
-    from training import data
-    from training.evaluate import evaluate_faces, evaluate_pairs
+    from colorstream.model import checkpoint
+    from colorstream.model.inference import checkpoint_path, load
+    from colorstream.training import data
+    from colorstream.training.evaluate import evaluate_faces, evaluate_pairs
 
     path = checkpoint_path(args.model)
     for folder in filter(None, (args.faces, args.pairs)):
@@ -136,7 +136,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def stream_options(args: argparse.Namespace):
-    from stream.jobs import Options
+    from colorstream.stream.jobs import Options
 
     return Options(smoothing=args.smoothing, window=args.window, detect_every=args.detect_every,
                    detect_side=args.detect_side,
@@ -168,10 +168,10 @@ def colorize_targets(inputs: list[Path], output_arg: str) -> list[tuple[Path, Pa
 
 
 def cmd_colorize(args: argparse.Namespace) -> int:
-    from model.inference import load
+    from colorstream.model.inference import load
     from colorstream.imageops import IMAGE_SUFFIXES
-    from stream.jobs import colorize_image, colorize_video
-    from stream.video_io import MediaError
+    from colorstream.stream.jobs import colorize_image, colorize_video
+    from colorstream.stream.video_io import MediaError
 
     inputs = [Path(name) for name in args.inputs]
     pairs = colorize_targets(inputs, args.output)
@@ -228,9 +228,9 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def cmd_live(args: argparse.Namespace) -> int:
-    from model.inference import load
-    from stream.jobs import CameraSource, fitted, paced, run_live
-    from stream.video_io import VideoReader
+    from colorstream.model.inference import load
+    from colorstream.stream.jobs import CameraSource, fitted, paced, run_live
+    from colorstream.stream.video_io import VideoReader
 
     size = parse_size(args.size) if args.size else None
     predictor = load(args.model, args.device)
@@ -258,8 +258,8 @@ def cmd_live(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate_video(args: argparse.Namespace) -> int:
-    from model.inference import load
-    from stream.evaluation import evaluate_video, mean_over_clips
+    from colorstream.model.inference import load
+    from colorstream.stream.evaluation import evaluate_video, mean_over_clips
 
     predictor = load(args.model, args.device)
     plots = Path(args.plots) if args.plots else None
@@ -283,7 +283,7 @@ def cmd_draw(args: argparse.Namespace) -> int:
     import webbrowser
 
     from colorstream.draw.server import DrawServer
-    from model.inference import load
+    from colorstream.model.inference import load
 
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port {args.port}: expected 0 to 65535")
@@ -332,7 +332,7 @@ def add_model_argument(p: argparse.ArgumentParser, default: str, action: str = "
 
 
 def add_stream_arguments(p: argparse.ArgumentParser) -> None:
-    from stream.smoothing import DEFAULT_SMOOTHING, SMOOTHING
+    from colorstream.stream.smoothing import DEFAULT_SMOOTHING, SMOOTHING
 
     add_model_argument(p, VIDEO_MODEL)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="where the model runs")
@@ -377,10 +377,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from model import checkpoint
-    from model.inference import checkpoint_path, load
-    from training import data
-    from training.evaluate import calibrate_saturations
+    from colorstream.model import checkpoint
+    from colorstream.model.inference import checkpoint_path, load
+    from colorstream.training import data
+    from colorstream.training.evaluate import calibrate_saturations
 
     path = checkpoint_path(args.model)
     if not Path(args.faces).is_dir():
@@ -521,8 +521,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     args.argv = argv
-    from model.checkpoint import CheckpointError
-    from stream.pipeline import PipelineError
+    from colorstream.model.checkpoint import CheckpointError
+    from colorstream.stream.pipeline import PipelineError
 
     try:
         return args.run(args)

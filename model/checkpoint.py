@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from colorstream.imageops import INPUT_KINDS
-from model.net import ModelConfig, build
+from colorstream.model.net import ModelConfig, build
 
 FORMAT = "colorstream-sketch-inversion"
 FORMAT_VERSION = 1

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 
 from colorstream import imageops
-from model import checkpoint
-from model.net import fold_batchnorm
+from colorstream.model import checkpoint
+from colorstream.model.net import fold_batchnorm
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 # the models that ship in the package, by name: sketches -> photos (MODEL_CARD.md) and

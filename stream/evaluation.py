@@ -22,10 +22,10 @@ import numpy as np
 from colorstream import imageops, metrics, temporal
 from colorstream.files import write_image_atomic
 from colorstream.temporal import ColourDistributionConsistency
-from model.inference import Predictor
-from stream.jobs import Options, colorize_video
-from stream.strip_plot import draw_strip
-from stream.video_io import VideoReader, VideoWriter
+from colorstream.model.inference import Predictor
+from colorstream.stream.jobs import Options, colorize_video
+from colorstream.stream.strip_plot import draw_strip
+from colorstream.stream.video_io import VideoReader, VideoWriter
 
 
 def make_gray_clip(source: Path, target: Path, options: Options) -> None:

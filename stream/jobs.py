@@ -18,14 +18,14 @@ import torch
 from tqdm import tqdm
 
 from colorstream.files import write_image_atomic
-from model.checkpoint import VIDEO_OBJECTIVE
-from model.inference import Predictor
-from stream.frames import Frame
-from stream.pipeline import Pipeline, Stage
-from stream.smoothing import DEFAULT_SMOOTHING, FlowSmoothing, still_weight
-from stream.stages import Composite, Detect, Infer, Sketchify, Smooth
-from stream.tracking import FaceTracker
-from stream.video_io import MediaError, VideoReader, VideoWriter
+from colorstream.model.checkpoint import VIDEO_OBJECTIVE
+from colorstream.model.inference import Predictor
+from colorstream.stream.frames import Frame
+from colorstream.stream.pipeline import Pipeline, Stage
+from colorstream.stream.smoothing import DEFAULT_SMOOTHING, FlowSmoothing, still_weight
+from colorstream.stream.stages import Composite, Detect, Infer, Sketchify, Smooth
+from colorstream.stream.tracking import FaceTracker
+from colorstream.stream.video_io import MediaError, VideoReader, VideoWriter
 
 
 @dataclass

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from colorstream import imageops, temporal
-from stream.frames import Frame
+from colorstream.stream.frames import Frame
 
 DEFAULT_SMOOTHING = "flow"  # the best measured: README, "Temporal stability"
 MOTION_SCALE = 16.0  # mean absolute gray change (0-255) of the face crop at which only the current frame counts

@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 
 from colorstream import imageops
-from model.inference import Predictor
-from stream.frames import Face, Frame
-from stream.smoothing import METHODS, TrackSmoother
-from stream.tracking import FaceTracker, SceneCutDetector
+from colorstream.model.inference import Predictor
+from colorstream.stream.frames import Face, Frame
+from colorstream.stream.smoothing import METHODS, TrackSmoother
+from colorstream.stream.tracking import FaceTracker, SceneCutDetector
 
 
 class Detect:

@@ -1,6 +1,6 @@
 """Which face tracks a clip gets, with and without the second cascade that confirms new tracks.
 
-    python -m stream.track_report CLIP [CLIP ...] [--sheet tracks.png]
+    python -m colorstream.stream.track_report CLIP [CLIP ...] [--sheet tracks.png]
 
 For each clip it prints every track (first frame, last frame, frames) both
 ways, and `--sheet` writes a contact sheet of each track's first face, marked
@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from colorstream import imageops
-from stream.tracking import FaceTracker, iou
+from colorstream.stream.tracking import FaceTracker, iou
 
 TILE = 120
 
@@ -51,7 +51,7 @@ def span(boxes: dict[int, imageops.Box]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m stream.track_report", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m colorstream.stream.track_report", description=__doc__.split("\n\n")[0])
     parser.add_argument("clips", nargs="+", type=Path, metavar="CLIP")
     parser.add_argument("--sheet", type=Path, help="write a contact sheet of every track's first face")
     args = parser.parse_args(argv)

@@ -69,7 +69,7 @@ def without_faces(gray: np.ndarray, boxes: list[imageops.Box], grow: float = RES
     A Haar cascade rejects a smooth window at its first stages but climbs
     deep into its stages on a face, so a rescan that only looks for new faces
     costs several times less on a talking head once the known ones are flattened
-    (`python -m stream.track_report` shows which tracks change). A gradient
+    (`python -m colorstream.stream.track_report` shows which tracks change). A gradient
     rather than a flat fill leaves no hard edge for the cascade to take for
     a face's outline.
     """

@@ -20,7 +20,7 @@ import av
 import numpy as np
 
 from colorstream import imageops
-from stream.frames import Frame
+from colorstream.stream.frames import Frame
 
 
 TEXT_FORMATS = {"tty"}  # FFmpeg renders any text file as ANSI-art "video"; that is never what a user meant

@@ -28,8 +28,8 @@ def tiny_checkpoint(tmp_path: Path) -> Path:
     """
     import torch
 
-    from model import checkpoint
-    from model.net import ModelConfig, build
+    from colorstream.model import checkpoint
+    from colorstream.model.net import ModelConfig, build
 
     config = ModelConfig(base_channels=4, levels=2, res_blocks=1)
     path = tmp_path / "tiny.pt"
@@ -52,7 +52,7 @@ def draw_server():
     import threading
 
     from colorstream.draw.server import DrawServer
-    from model.inference import load
+    from colorstream.model.inference import load
 
     server = DrawServer(("127.0.0.1", 0), load(device="cpu"))
     threading.Thread(target=server.serve_forever, daemon=True).start()

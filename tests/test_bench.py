@@ -10,8 +10,8 @@ import pytest
 from colorstream import bench
 from colorstream.cli import build_parser, stream_options
 from media import moving_face_frames, write_video
-from model.inference import load
-from stream.jobs import Options
+from colorstream.model.inference import load
+from colorstream.stream.jobs import Options
 from test_cli import assert_one_line_error, run
 
 

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from conftest import tiny_metadata
-from model import checkpoint
-from model.inference import load, pick_device
-from model.net import ModelConfig, build, count_parameters
+from colorstream.model import checkpoint
+from colorstream.model.inference import load, pick_device
+from colorstream.model.net import ModelConfig, build, count_parameters
 
 
 def test_round_trip_keeps_weights_and_metadata(tiny_checkpoint):
@@ -124,7 +124,7 @@ def test_saturation_gain_scales_chroma_around_luma(tiny_checkpoint):
 
 
 def test_each_use_takes_its_own_saturation_gain(tiny_checkpoint, tmp_path):
-    from stream.jobs import Options, build_stages
+    from colorstream.stream.jobs import Options, build_stages
 
     payload = torch.load(tiny_checkpoint, weights_only=True)
     legacy = tmp_path / "legacy.pt"  # one gain, as older checkpoints carry, serves both uses
@@ -152,7 +152,7 @@ def test_flip_averaged_prediction_of_a_symmetric_sketch_is_symmetric(tiny_checkp
 
 
 def test_folding_batchnorm_into_convs_keeps_the_outputs(tiny_checkpoint):
-    from model.net import fold_batchnorm
+    from colorstream.model.net import fold_batchnorm
 
     torch.manual_seed(0)
     net = build(ModelConfig(base_channels=4, levels=2, res_blocks=1)).eval()

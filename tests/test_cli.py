@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import SAMPLES, tiny_metadata
-from model.inference import BUNDLED
+from colorstream.model.inference import BUNDLED
 
 
 def default_sigint() -> None:
@@ -92,8 +92,8 @@ def test_all_inputs_bad_is_a_plain_failure(tmp_path, tiny_checkpoint):
 
 
 def test_evaluate_refuses_sketch_pairs_for_a_gray_input_model(tmp_path):
-    from model import checkpoint
-    from model.net import ModelConfig, build
+    from colorstream.model import checkpoint
+    from colorstream.model.net import ModelConfig, build
 
     config = ModelConfig(base_channels=4, levels=2, res_blocks=1)
     metadata = {**tiny_metadata(config), "input_kind": "gray", "sketch_params": {}, "normalize_sketch": False}
@@ -110,7 +110,7 @@ def test_train_and_evaluate_reject_missing_folders(tmp_path):
 @pytest.mark.parametrize("name, input_kind, metrics", [("sketch", "pencil", {"faces_test", "pairs_test"}),
                                                        ("video", "gray", {"faces_test"})])
 def test_bundled_models_carry_their_metadata(name, input_kind, metrics):
-    from model import checkpoint
+    from colorstream.model import checkpoint
 
     metadata = checkpoint.read(BUNDLED[name])["metadata"]
     assert BUNDLED[name].stat().st_size <= 20 * 2 ** 20

@@ -26,7 +26,7 @@ def clip(tmp_path, portrait):
                                      ["evaluate-video", "clip.mp4"]])
 def test_stream_commands_default_to_the_pipeline_options(command):
     from colorstream.cli import build_parser, stream_options
-    from stream.jobs import Options
+    from colorstream.stream.jobs import Options
 
     assert stream_options(build_parser().parse_args(command)) == Options()
 

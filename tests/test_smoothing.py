@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from colorstream import imageops
-from stream.frames import Face, Frame
-from stream.smoothing import METHODS, AdaptiveAverage, FlowSmoothing, still_weight
-from stream.stages import Smooth
+from colorstream.stream.frames import Face, Frame
+from colorstream.stream.smoothing import METHODS, AdaptiveAverage, FlowSmoothing, still_weight
+from colorstream.stream.stages import Smooth
 from test_temporal import texture
 
 

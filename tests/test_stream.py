@@ -13,14 +13,14 @@ import pytest
 
 from colorstream import imageops
 from media import face_canvas, moving_face_frames, read_video, write_video
-from model.inference import load
-from stream.frames import Face, Frame
-from stream.jobs import Options, colorize_image, colorize_video
-from stream.pipeline import END, FrameQueue, Pipeline, PipelineError, Stage, Stopped
-from stream.stages import Composite, Detect, Smooth
-from stream import tracking
-from stream.tracking import FaceTracker, OneEuroFilter, SceneCutDetector
-from stream.video_io import MediaError
+from colorstream.model.inference import load
+from colorstream.stream.frames import Face, Frame
+from colorstream.stream.jobs import Options, colorize_image, colorize_video
+from colorstream.stream.pipeline import END, FrameQueue, Pipeline, PipelineError, Stage, Stopped
+from colorstream.stream.stages import Composite, Detect, Smooth
+from colorstream.stream import tracking
+from colorstream.stream.tracking import FaceTracker, OneEuroFilter, SceneCutDetector
+from colorstream.stream.video_io import MediaError
 
 
 # --- queues and the pipeline -------------------------------------------------
@@ -347,14 +347,14 @@ def test_a_failing_stage_leaves_no_output(tmp_path, portrait, predictor, monkeyp
     def broken(self, frames):
         raise RuntimeError("simulated inference failure")
 
-    monkeypatch.setattr("stream.stages.Infer.__call__", broken)
+    monkeypatch.setattr("colorstream.stream.stages.Infer.__call__", broken)
     with pytest.raises(PipelineError, match="inference stage failed: simulated inference failure"):
         colorize_video(source, tmp_path / "out.mp4", predictor, Options(), progress=False)
     assert not (tmp_path / "out.mp4").exists() and not list(tmp_path.glob(".*partial*"))
 
 
 def test_face_ab_distance_by_hand():
-    from stream.evaluation import ab_distance_sum, face_ab, face_pixels
+    from colorstream.stream.evaluation import ab_distance_sum, face_ab, face_pixels
 
     truth = np.full((20, 20, 3), 128, np.uint8)
     truth[..., 2] = 200  # reddish
@@ -370,7 +370,7 @@ def test_face_ab_distance_by_hand():
 
 
 def test_evaluate_video_scores_output_gray_baseline_and_temporal_consistency(tmp_path, portrait, predictor):
-    from stream.evaluation import evaluate_video
+    from colorstream.stream.evaluation import evaluate_video
 
     frames = moving_face_frames(portrait, 8, 200, 150)
     source = write_video(tmp_path / "colour.mp4", frames, audio_seconds=0.3)
@@ -396,7 +396,7 @@ def test_evaluate_video_scores_output_gray_baseline_and_temporal_consistency(tmp
 
 
 def test_strip_plot_leaves_gaps_for_frames_without_a_face():
-    from stream.strip_plot import MARGIN, draw_strip
+    from colorstream.stream.strip_plot import MARGIN, draw_strip
 
     means = np.array([[5, -3, 4, -2], [6, -2, 4, -2], [np.nan] * 4, [7, -1, 5, -1]], np.float32)
     image = draw_strip(means, "test clip")
@@ -409,7 +409,7 @@ def test_strip_plot_leaves_gaps_for_frames_without_a_face():
 
 
 def test_track_report_shows_the_false_track_the_second_cascade_drops(tmp_path, capsys):
-    from stream import track_report
+    from colorstream.stream import track_report
 
     track_report.main(["samples/astronaut_gray.mp4", "--sheet", str(tmp_path / "sheet.png")])
     lines = capsys.readouterr().out.splitlines()

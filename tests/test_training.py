@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from model import checkpoint
-from model.net import ModelConfig
-from training import data
-from training.evaluate import SATURATION_GAINS
-from training.losses import loss_fn, ssim_torch
-from training.train import TrainConfig, learning_rate, train
+from colorstream.model import checkpoint
+from colorstream.model.net import ModelConfig
+from colorstream.training import data
+from colorstream.training.evaluate import SATURATION_GAINS
+from colorstream.training.losses import loss_fn, ssim_torch
+from colorstream.training.train import TrainConfig, learning_rate, train
 from colorstream import metrics
 
 
@@ -107,7 +107,7 @@ def test_ssim_loss_agrees_with_the_metric():
 def test_saturation_is_calibrated_for_either_objective(monkeypatch):
     from types import SimpleNamespace
 
-    from training import evaluate
+    from colorstream.training import evaluate
 
     def fake_scores(predictor, crops, size):  # colourfulness grows with the gain; the error is least at 0.8
         gain = predictor.saturation_gain
@@ -155,7 +155,7 @@ def test_tiny_training_run_lowers_the_loss_and_writes_everything(face_folder, tm
 
 
 def test_tiny_gray_model_trains_and_is_fed_gray_faces(face_folder, tmp_path, portrait):
-    from model.inference import load
+    from colorstream.model.inference import load
 
     config = _tiny_config(face_folder, tmp_path, steps=10)
     config.input_kind, config.normalize_sketch = "gray", False

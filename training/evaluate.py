@@ -17,9 +17,9 @@ import cv2
 import numpy as np
 
 from colorstream import imageops, metrics
-from model.checkpoint import SATURATION_OBJECTIVES
-from model.inference import Predictor
-from training.data import SketchPair, center_view
+from colorstream.model.checkpoint import SATURATION_OBJECTIVES
+from colorstream.model.inference import Predictor
+from colorstream.training.data import SketchPair, center_view
 
 PROTOCOL_SIZE = 100
 

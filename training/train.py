@@ -16,12 +16,12 @@ import torch
 from tqdm import tqdm
 
 from colorstream import imageops
-from model import checkpoint
-from model.inference import Predictor, pick_device
-from model.net import ModelConfig, build, count_parameters
-from training import data
-from training.evaluate import calibrate_saturations, evaluate_faces, sample_grid
-from training.losses import LOSSES, loss_fn
+from colorstream.model import checkpoint
+from colorstream.model.inference import Predictor, pick_device
+from colorstream.model.net import ModelConfig, build, count_parameters
+from colorstream.training import data
+from colorstream.training.evaluate import calibrate_saturations, evaluate_faces, sample_grid
+from colorstream.training.losses import LOSSES, loss_fn
 
 SCHEDULES = ("halving", "cosine")
 

@@ -29,7 +29,7 @@ from colorstream import imageops, metrics
 from colorstream.cli import add_model_argument
 from colorstream.draw.server import DrawServer
 from colorstream.draw.sketch import SMOOTH_SIGMA, apply_strictness
-from model.inference import Predictor, load
+from colorstream.model.inference import Predictor, load
 
 SIDE = 512  # the app's canvas
 STRICTNESS = (1.0, 0.7, 0.4)
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     predictor = load(args.model, "cpu")
     if args.what == "strictness":
-        from training.data import load_sketch_pairs
+        from colorstream.training.data import load_sketch_pairs
 
         pairs = load_sketch_pairs(Path(args.pairs))[args.split][:args.limit]
         rows = measure_strictness(predictor, pairs, args.sigma)

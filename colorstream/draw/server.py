@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from colorstream.draw.sketch import SketchError, apply_strictness, decode_sketch
-from model.inference import Predictor
+from colorstream.model.inference import Predictor
 
 MAX_BODY = 5 * 1024 * 1024
 STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
