@@ -84,16 +84,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     from colorstream.model.net import ModelConfig
     from colorstream.training.train import TrainConfig, command_line, train
 
-    model = ModelConfig(arch=args.arch, base_channels=args.base_channels, levels=args.levels,
-                        res_blocks=args.res_blocks)
-    for folder in [args.faces] + ([args.pairs] if args.pairs else []):
+    scene = args.task == "scene"
+    model = ModelConfig(arch=args.arch or ("scene" if scene else "unet"), base_channels=args.base_channels,
+                        levels=args.levels or (4 if scene else 3), res_blocks=args.res_blocks)
+    for folder in [args.faces] + [folder for folder in (args.pairs, args.scenes) if folder]:
         if not Path(folder).is_dir():
             raise UserError(f"{folder}: no such directory")
-    config = TrainConfig(faces=args.faces, out=args.out, pairs=args.pairs, real_fraction=args.real_fraction,
-                         model=model, resolution=args.resolution, crop_margin=args.crop_margin,
-                         input_kind=args.input_kind, normalize_sketch=args.input_kind != "gray",
+    input_kind = "gray" if scene else args.input_kind
+    config = TrainConfig(faces=args.faces, out=args.out, task=args.task, scenes=args.scenes, pairs=args.pairs,
+                         real_fraction=args.real_fraction, model=model,
+                         resolution=args.resolution or (256 if scene else 96), crop_margin=args.crop_margin,
+                         input_kind=input_kind, normalize_sketch=input_kind != "gray",
                          batch_size=args.batch_size, steps=args.steps, lr=args.lr, schedule=args.schedule,
-                         loss=args.loss, eval_every=args.eval_every, seed=args.seed, device=args.device,
+                         loss=args.loss, eval_every=args.eval_every, eval_images=args.eval_images, seed=args.seed, device=args.device,
                          threads=args.threads, cache_dir=args.cache_dir, limit=args.limit,
                          calibrate=not args.no_calibrate)
     metadata = train(config, resume=args.resume, command=command_line())
@@ -415,18 +418,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=16)
     p.set_defaults(run=cmd_invert)
 
-    p = commands.add_parser("train", help="train a sketch-inversion (or gray-to-colour) model")
+    p = commands.add_parser("train", help="train a sketch-inversion, gray-face or whole-frame (scene) colour model")
     p.add_argument("faces", help="folder of face photos")
+    p.add_argument("--task", default="face", choices=["face", "scene"],
+                   help="face: a framed face crop -> colour; scene: a whole gray frame -> colour (needs --scenes)")
+    p.add_argument("--scenes", help="folder of everyday colour photos, for --task scene")
     p.add_argument("--input-kind", default="pencil", choices=["pencil", "line", "gray"],
                    help="what the model is fed: a pencil or line sketch, or the gray face itself (video)")
     p.add_argument("--pairs", help="folder of real sketch/photo pairs (pairs.csv, photos/, sketches/)")
     p.add_argument("--real-fraction", type=float, default=0.2)
     p.add_argument("--out", default="runs/model.pt")
-    p.add_argument("--arch", default="unet", choices=["unet", "paper"])
+    p.add_argument("--arch", choices=["unet", "paper", "scene"], help="default: scene for --task scene, else unet")
     p.add_argument("--base-channels", type=int, default=16)
-    p.add_argument("--levels", type=int, default=3)
+    p.add_argument("--levels", type=int, help="downsamplings (default: 4 for --task scene, else 3)")
     p.add_argument("--res-blocks", type=int, default=2)
-    p.add_argument("--resolution", type=int, default=96)
+    p.add_argument("--resolution", type=int,
+                   help="face crop side (default 96), or a scene model's working longer side (default 256)")
     p.add_argument("--crop-margin", type=float, default=1.4)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--steps", type=int, default=3000)
@@ -434,6 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--schedule", default="halving", choices=["halving", "cosine"])
     p.add_argument("--loss", default="mse", choices=["mse", "l1", "mse+ssim", "l1+ssim"])
     p.add_argument("--eval-every", type=int, default=250)
+    p.add_argument("--eval-images", type=int, default=200, help="validation images scored at each evaluation")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--limit", type=int, help="use only the first N photos")

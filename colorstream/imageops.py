@@ -103,6 +103,50 @@ def gray_with_chroma(gray: np.ndarray, chroma: tuple[np.ndarray, np.ndarray] | N
 
 
 # ----------------------------------------------------------------------------
+# Whole-frame (scene) colour: its input size and its colour bins
+
+
+AB_BIN_STEP = 10.0  # Lab a/b quantisation of the scene model's output (Zhang et al. 2016)
+
+
+def ab_gamut_bins(step: float = AB_BIN_STEP) -> np.ndarray:
+    """(Q, 2) float32 centres (multiples of `step`) of the a/b cells that some sRGB colour falls in: 261 at step 10.
+
+    A scene checkpoint stores the bins it was trained with, so inference
+    never depends on this function.
+    """
+    levels = np.linspace(0.0, 1.0, 64, dtype=np.float32)
+    rgb = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1).reshape(-1, 1, 3)
+    lab = cv2.cvtColor(np.ascontiguousarray(rgb[:, :, ::-1]), cv2.COLOR_BGR2Lab)[:, 0]
+    cells = np.unique(np.round(lab[:, 1:] / step).astype(np.int64), axis=0)
+    return (cells * step).astype(np.float32)
+
+
+def scene_input_size(height: int, width: int, side: int, multiple: int) -> tuple[int, int]:
+    """(width, height) of the scene model's input for a frame: longer side `side`, each a multiple of `multiple`."""
+    scale = side / max(height, width)
+    return (max(multiple, int(round(width * scale / multiple)) * multiple),
+            max(multiple, int(round(height * scale / multiple)) * multiple))
+
+
+def scene_input(gray: np.ndarray, side: int, multiple: int) -> np.ndarray:
+    """(H, W) uint8 gray -> the scene model's (h, w) uint8 input, as training and inference both make it."""
+    size = scene_input_size(*gray.shape[:2], side, multiple)
+    interpolation = cv2.INTER_AREA if size[0] < gray.shape[1] else cv2.INTER_LINEAR
+    return cv2.resize(gray, size, interpolation=interpolation)
+
+
+def gray_with_ab(gray: np.ndarray, ab: np.ndarray) -> np.ndarray:
+    """(H, W) uint8 gray plus (h, w, 2) Lab a/b at any size (resized to the gray's) -> BGR uint8 with the gray's
+    own Lab lightness."""
+    height, width = gray.shape
+    ab = ab.astype(np.float32, copy=False)
+    if ab.shape[:2] != (height, width):
+        ab = cv2.resize(ab, (width, height), interpolation=cv2.INTER_LINEAR)
+    return lab_to_bgr(cv2.merge([gray_lightness(gray), ab[:, :, 0], ab[:, :, 1]]))
+
+
+# ----------------------------------------------------------------------------
 # Sketches
 
 

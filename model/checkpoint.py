@@ -3,6 +3,11 @@
 A checkpoint is a dict saved with `torch.save`:
     {"format": FORMAT, "format_version": FORMAT_VERSION,
      "metadata": {...}, "state_dict": {...}, optional "resume": {...}}
+The metadata's "task" says what the model is: "face" (the default, for
+checkpoints older than the key) colours a framed face crop in RGB; "scene"
+colours a whole gray frame, scaled to a longer side of "resolution", as a
+distribution over the Lab a/b bins listed in "ab_bins", decoded as an
+annealed mean at "decode_temperature" (`colorstream.model.inference`).
 The metadata's optional "saturation_gains" scale the output's chroma around
 its luma, one gain per use, each fitted on the validation split after
 training: "colourfulness" for stills (as colourful as photos) and "ab_error"
@@ -25,11 +30,17 @@ from colorstream.model.net import ModelConfig, build
 
 FORMAT = "colorstream-sketch-inversion"
 FORMAT_VERSION = 1
-COLOR_SPACES = ("rgb",)
+TASKS = ("face", "scene")
+COLOR_SPACES = {"face": "rgb", "scene": "lab-ab-bins"}  # what each task's network outputs
 STILLS_OBJECTIVE, VIDEO_OBJECTIVE = "colourfulness", "ab_error"  # what each use fits its saturation gain for
 SATURATION_OBJECTIVES = (STILLS_OBJECTIVE, VIDEO_OBJECTIVE)
-REQUIRED_METADATA = ("model", "input_kind", "sketch_params", "normalize_sketch", "resolution",
-                     "crop_margin", "color_space", "training", "metrics")
+REQUIRED_METADATA = ("model", "input_kind", "resolution", "color_space", "training", "metrics")
+REQUIRED_BY_TASK = {"face": ("sketch_params", "normalize_sketch", "crop_margin"),
+                    "scene": ("ab_bins", "decode_temperature")}
+
+
+def task_of(metadata: dict[str, Any]) -> str:
+    return metadata.get("task", "face")
 
 
 class CheckpointError(ValueError):
@@ -52,12 +63,15 @@ def save(path: str | Path, net: torch.nn.Module, metadata: dict[str, Any],
 
 
 def validate_metadata(metadata: dict[str, Any], where: str) -> None:
-    missing = [key for key in REQUIRED_METADATA if key not in metadata]
+    task = task_of(metadata)
+    if task not in TASKS:
+        raise CheckpointError(f"{where}: unknown task {task!r}")
+    missing = [key for key in REQUIRED_METADATA + REQUIRED_BY_TASK[task] if key not in metadata]
     if missing:
         raise CheckpointError(f"{where}: checkpoint metadata lacks {', '.join(missing)}")
-    if metadata["input_kind"] not in INPUT_KINDS:
+    if metadata["input_kind"] not in INPUT_KINDS or (task == "scene" and metadata["input_kind"] != "gray"):
         raise CheckpointError(f"{where}: unknown input kind {metadata['input_kind']!r}")
-    if metadata["color_space"] not in COLOR_SPACES:
+    if metadata["color_space"] != COLOR_SPACES[task]:
         raise CheckpointError(f"{where}: unknown colour space {metadata['color_space']!r}")
     gains = metadata.get("saturation_gains", {})
     if not isinstance(gains, dict) or not set(gains) <= set(SATURATION_OBJECTIVES):
@@ -70,9 +84,19 @@ def validate_metadata(metadata: dict[str, Any], where: str) -> None:
         config = ModelConfig(**metadata["model"])
     except (TypeError, ValueError) as error:
         raise CheckpointError(f"{where}: bad model config ({error})") from None
+    if (config.arch == "scene") != (task == "scene"):
+        raise CheckpointError(f"{where}: a {task} model cannot have the {config.arch} architecture")
     if int(metadata["resolution"]) % config.size_multiple:
         raise CheckpointError(f"{where}: resolution {metadata['resolution']} is not a multiple of "
                               f"{config.size_multiple}, as the {config.arch} architecture needs")
+    if task == "scene":
+        bins = metadata["ab_bins"]
+        if not isinstance(bins, list) or len(bins) != config.outputs or any(
+                not isinstance(b, list) or len(b) != 2 for b in bins):
+            raise CheckpointError(f"{where}: ab_bins must be {config.outputs} [a, b] pairs, one per output")
+        temperature = metadata["decode_temperature"]
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0.0 < temperature <= 4.0:
+            raise CheckpointError(f"{where}: decode temperature {temperature!r} is not a number in (0, 4]")
 
 
 def saturation_gains(metadata: dict[str, Any]) -> dict[str, float]:
@@ -105,6 +129,12 @@ def read(path: str | Path) -> dict[str, Any]:
 
 def build_from(payload: dict[str, Any], where: str = "checkpoint") -> torch.nn.Module:
     """The network a checkpoint describes, with its weights loaded, in eval mode."""
+    for name, tensor in payload["state_dict"].items():
+        if not isinstance(tensor, torch.Tensor):
+            raise CheckpointError(f"{where}: weight {name!r} is not a tensor")
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"{where}: weight {name!r} holds NaN or infinite values; the checkpoint is "
+                                  "broken (a diverged training run?)")
     net = build(ModelConfig(**payload["metadata"]["model"]))
     try:
         net.load_state_dict(payload["state_dict"])

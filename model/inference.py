@@ -11,12 +11,12 @@ import torch
 
 from colorstream import imageops
 from colorstream.model import checkpoint
-from colorstream.model.net import fold_batchnorm
+from colorstream.model.net import ModelConfig, fold_batchnorm
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
-# the models that ship in the package, by name: sketches -> photos (MODEL_CARD.md) and
-# gray video faces -> colour (VIDEO_MODEL_CARD.md)
-BUNDLED = {"sketch": WEIGHTS / "sketch.pt", "video": WEIGHTS / "video.pt"}
+# the models that ship in the package, by name: sketches -> photos (MODEL_CARD.md),
+# gray video faces -> colour (VIDEO_MODEL_CARD.md) and whole gray frames -> colour (SCENE_MODEL_CARD.md)
+BUNDLED = {"sketch": WEIGHTS / "sketch.pt", "video": WEIGHTS / "video.pt", "scene": WEIGHTS / "scene.pt"}
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -136,17 +136,79 @@ class Predictor:
         return results
 
 
+class ScenePredictor:
+    """The scene model: whole gray frames in, Lab a/b of the whole frame out, at a quarter of its working size.
+
+    The frame is shrunk to the checkpoint's working size (`resolution`, its
+    longer side), the net gives a distribution over the checkpoint's a/b
+    bins per pixel, and it is decoded as the annealed mean at the
+    checkpoint's temperature (Zhang et al. 2016): below 1 it leans towards
+    the likeliest colour, which keeps hues that a plain mean would average
+    to brown-gray. The saturation gain then scales the a/b.
+    """
+
+    def __init__(self, net: torch.nn.Module, metadata: dict[str, Any], device: torch.device):
+        self.net = net.to(device, memory_format=torch.channels_last).eval()
+        self.metadata = metadata
+        self.device = device
+        self.side = int(metadata["resolution"])
+        self.multiple = ModelConfig(**metadata["model"]).size_multiple
+        self.bins = torch.tensor(metadata["ab_bins"], dtype=torch.float32, device=device)  # (Q, 2)
+        self.temperature = float(metadata["decode_temperature"])
+        self.saturation_gains = checkpoint.saturation_gains(metadata)
+        self.saturation_gain = self.saturation_gains[checkpoint.STILLS_OBJECTIVE]  # in use; video passes its own
+
+    def input_size(self, height: int, width: int) -> tuple[int, int]:
+        """(width, height) of the model's input for a frame of this size."""
+        return imageops.scene_input_size(height, width, self.side, self.multiple)
+
+    def prepare(self, gray: np.ndarray) -> np.ndarray:
+        return imageops.scene_input(gray, self.side, self.multiple)
+
+    @torch.inference_mode()
+    def predict_prepared(self, grays: np.ndarray, saturation_gain: float | None = None,
+                         temperature: float | None = None) -> np.ndarray:
+        """(B, h, w) uint8 prepared frames -> (B, h/4, w/4, 2) float32 Lab a/b."""
+        gain = self.saturation_gain if saturation_gain is None else saturation_gain
+        x = torch.from_numpy(np.ascontiguousarray(grays)).to(self.device, torch.float32).unsqueeze(1) / 255.0
+        logits = self.net(x.contiguous(memory_format=torch.channels_last))  # (B, Q, h/4, w/4)
+        return decode_ab(logits, self.bins, temperature or self.temperature, gain).cpu().numpy()
+
+    def predict_ab(self, gray: np.ndarray, saturation_gain: float | None = None) -> np.ndarray:
+        """(H, W) uint8 gray frame -> (h/4, w/4, 2) float32 Lab a/b of the whole frame, at the model's size."""
+        return self.predict_prepared(self.prepare(gray)[None], saturation_gain)[0]
+
+    def colorize(self, image: np.ndarray, saturation_gain: float | None = None) -> np.ndarray:
+        """Any gray or colour image -> BGR of the same size: its own lightness, the model's a/b."""
+        gray = imageops.to_gray(image)
+        return imageops.gray_with_ab(gray, self.predict_ab(gray, saturation_gain))
+
+
+def decode_ab(logits: torch.Tensor, bins: torch.Tensor, temperature: float, gain: float = 1.0) -> torch.Tensor:
+    """(B, Q, h, w) logits over (Q, 2) a/b bins -> (B, h, w, 2) annealed-mean a/b, scaled by `gain`."""
+    probabilities = torch.softmax(logits / temperature, dim=1)  # (B, Q, h, w)
+    return gain * torch.einsum("bqhw,qc->bhwc", probabilities, bins)
+
+
 def checkpoint_path(model: str | Path | None, default: str = "sketch") -> Path:
-    """A bundled model's name ("sketch", "video") or a checkpoint path -> the checkpoint file; None means `default`."""
+    """A bundled model's name ("sketch", "video", "scene") or a checkpoint path -> the file; None means `default`."""
     name = default if model is None else str(model)
     return BUNDLED[name] if name in BUNDLED else Path(name)
 
 
-def load(model: str | Path | None = None, device: str = "auto", default: str = "sketch") -> Predictor:
-    """A predictor for a bundled model's name or a checkpoint file; None means the bundled `default`."""
+def load(model: str | Path | None = None, device: str = "auto", default: str = "sketch",
+         task: str | None = "face") -> Predictor | ScenePredictor:
+    """A predictor for a bundled model's name or a checkpoint file; None means the bundled `default`.
+
+    `task` ("face", "scene", or None for either) is what the caller needs; another kind is a one-line error.
+    """
     path = checkpoint_path(model, default)
     if not path.is_file():  # most likely a mistyped name
         raise checkpoint.CheckpointError(f"{path}: checkpoint not found (bundled models: {', '.join(BUNDLED)})")
     payload = checkpoint.read(path)
+    found = checkpoint.task_of(payload["metadata"])
+    if task is not None and found != task:
+        raise checkpoint.CheckpointError(f"{path}: is a {found} model, but a {task} model is needed here")
     net = fold_batchnorm(checkpoint.build_from(payload, str(path)))  # a loaded net only runs inference
-    return Predictor(net, payload["metadata"], pick_device(device))
+    kind = ScenePredictor if found == "scene" else Predictor
+    return kind(net, payload["metadata"], pick_device(device))

@@ -1,10 +1,13 @@
-"""The sketch-inversion networks: a 1-channel sketch at N x N in, an RGB photo out.
+"""The networks: face models (a 1-channel sketch or gray face at N x N in, an RGB photo out) and the scene model.
 
-Two architectures share one config:
+Three architectures share one config:
 - "paper": the baseline of the sketch-inversion paper, 5 conv + 2 deconv + 1 conv with ReLU;
 - "unet": an encoder-decoder with skip connections and residual blocks at the
-  bottleneck, after Convolutional Sketch Inversion. This is what ships.
-Both are fully convolutional; N must be a multiple of 2**levels (4 for "paper").
+  bottleneck, after Convolutional Sketch Inversion. The face models use it.
+- "scene": whole-frame colour. Gray luminance in, a distribution over quantised
+  Lab a/b bins out at a quarter of the input's resolution (Zhang et al. 2016, with a
+  global-context branch after Iizuka et al. 2016), lean enough for video on a CPU.
+All are fully convolutional; sides must be a multiple of `size_multiple`.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-ARCHITECTURES = ("unet", "paper")
+ARCHITECTURES = ("unet", "paper", "scene")
 
 
 @dataclass
@@ -24,15 +27,18 @@ class ModelConfig:
     arch: str = "unet"
     base_channels: int = 16  # channels at full resolution; doubled at every level down
     levels: int = 3  # number of 2x downsamplings (unet only)
-    res_blocks: int = 2  # residual blocks at the bottleneck (unet only)
+    res_blocks: int = 2  # residual blocks at the bottleneck (unet and scene)
+    outputs: int = 3  # output channels: RGB for face models, the number of a/b bins for "scene"
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHITECTURES:
             raise ValueError(f"unknown architecture {self.arch!r}; expected one of {ARCHITECTURES}")
+        if min(self.base_channels, self.levels, self.outputs) < 1 or self.res_blocks < 0:
+            raise ValueError("base_channels, levels and outputs must be at least 1, res_blocks at least 0")
 
     @property
     def size_multiple(self) -> int:
-        return 2 ** (self.levels if self.arch == "unet" else 2)
+        return 2 ** (self.levels if self.arch in ("unet", "scene") else 2)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -67,7 +73,7 @@ class UNet(nn.Module):
         self.up_fuse = nn.ModuleList(
             nn.Sequential(conv_bn_relu(2 * widths[i], widths[i]), conv_bn_relu(widths[i], widths[i]))
             for i in reversed(range(config.levels)))
-        self.head = nn.Conv2d(widths[0], 3, 3, 1, 1)
+        self.head = nn.Conv2d(widths[0], config.outputs, 3, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (B, 1, N, N) sketch in [0, 1]
@@ -103,8 +109,50 @@ class PaperNet(nn.Module):
         return 0.5 + self.body(x - 0.5)
 
 
+class SceneNet(nn.Module):
+    """Gray frame -> logits over a/b bins at a quarter of its size.
+
+    Colour is low-frequency, so the net works at half resolution from its
+    first layer and predicts at a quarter; the frame's own luma keeps the
+    edges. A pooled global feature, added at the bottleneck, lets the
+    whole frame's content (sky, indoors, skin) inform every pixel's colour.
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        widths = [config.base_channels * 2 ** i for i in range(config.levels)]
+        self.stem = nn.Sequential(conv_bn_relu(1, widths[0], stride=2), conv_bn_relu(widths[0], widths[0]))
+        self.downs = nn.ModuleList(
+            nn.Sequential(conv_bn_relu(widths[i], widths[i + 1], stride=2), conv_bn_relu(widths[i + 1], widths[i + 1]))
+            for i in range(config.levels - 1))
+        self.bottleneck = nn.Sequential(*[ResBlock(widths[-1]) for _ in range(config.res_blocks)])
+        self.context = nn.Sequential(nn.Linear(widths[-1], widths[-1]), nn.ReLU(inplace=True),
+                                     nn.Linear(widths[-1], widths[-1]))
+        # the decoder climbs back to a quarter of the input's size: fine enough for chroma
+        self.up_narrow = nn.ModuleList(nn.Conv2d(widths[i + 1], widths[i], 1) for i in reversed(range(1, config.levels - 1)))
+        self.up_fuse = nn.ModuleList(
+            nn.Sequential(conv_bn_relu(2 * widths[i], widths[i]), conv_bn_relu(widths[i], widths[i]))
+            for i in reversed(range(1, config.levels - 1)))
+        self.head = nn.Conv2d(widths[1], config.outputs, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (B, 1, H, W) gray in [0, 1]
+        h = self.stem(x - 0.5)  # (B, C, H/2, W/2)
+        skips = []
+        for down in self.downs:
+            h = down(h)  # (B, 2C, H/4, W/4) ... down to (B, C*2^(L-1), H/2^L, W/2^L)
+            skips.append(h)
+        h = skips.pop()
+        context = self.context(h.mean(dim=(2, 3)))  # (B, C*2^(L-1)): what the whole frame shows
+        h = self.bottleneck(h + context[:, :, None, None])
+        for narrow, fuse in zip(self.up_narrow, self.up_fuse):
+            h = narrow(F.interpolate(h, scale_factor=2.0, mode="bilinear", align_corners=False))
+            h = fuse(torch.cat([h, skips.pop()], dim=1))  # back up one level
+        return self.head(h)  # (B, Q, H/4, W/4) logits over the a/b bins
+
+
 def build(config: ModelConfig) -> nn.Module:
-    return UNet(config) if config.arch == "unet" else PaperNet(config)
+    return {"unet": UNet, "paper": PaperNet, "scene": SceneNet}[config.arch](config)
 
 
 def fold_batchnorm(net: nn.Module) -> nn.Module:

@@ -12,12 +12,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
 
 from colorstream import imageops, metrics
-from colorstream.model.checkpoint import SATURATION_OBJECTIVES
+from colorstream.model.checkpoint import SATURATION_OBJECTIVES, STILLS_OBJECTIVE, VIDEO_OBJECTIVE
 from colorstream.model.inference import Predictor
 from colorstream.training.data import SketchPair, center_view
 
@@ -124,3 +125,71 @@ def sample_grid(predictor: Predictor, crops: np.ndarray, path: Path, count: int 
     rows = [np.hstack([cv2.cvtColor(s, cv2.COLOR_GRAY2BGR), o, t]) for s, o, t in zip(sketches, outputs, truths)]
     if rows:
         cv2.imwrite(str(path), np.vstack(rows))
+
+
+def evaluate_photos(colorize: Callable[[np.ndarray], np.ndarray], photos: list[np.ndarray],
+                    grays: list[np.ndarray] | None = None) -> dict[str, float]:
+    """Whole-image scores of a colorizer that is given each colour photo's gray version.
+
+    `colorize`: (H, W) uint8 gray -> (H, W, 3) BGR. Reports the mean Lab a/b
+    error of the outputs and of the gray inputs (ratio: of the means), the
+    outputs' and the photos' mean colourfulness (ratio: of the means), PSNR
+    of both, and the share of photos whose output is further from the truth
+    in a/b than the gray input is. `grays`, when given, are the photos' gray
+    versions, already made.
+    """
+    rows = []
+    for photo, gray in zip(photos, grays or [imageops.to_gray(photo) for photo in photos]):
+        output, gray_bgr = colorize(gray), cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+        rows.append((metrics.ab_error(output, photo), metrics.ab_error(gray_bgr, photo),
+                     metrics.colourfulness(output), metrics.colourfulness(photo),
+                     metrics.psnr(output, photo), metrics.psnr(gray_bgr, photo)))
+    r = np.array(rows, np.float64).reshape(-1, 6)
+    mean = r.mean(axis=0) if len(r) else np.zeros(6)
+    return {"n": len(r), "ab_error_output": float(mean[0]), "ab_error_gray": float(mean[1]),
+            "ab_error_ratio": float(mean[0] / max(mean[1], 1e-9)),
+            "colourfulness_output": float(mean[2]), "colourfulness_truth": float(mean[3]),
+            "colourfulness_ratio": float(mean[2] / max(mean[3], 1e-9)),
+            "psnr_output": float(mean[4]), "psnr_gray": float(mean[5]),
+            "worse_than_gray": float(np.mean(r[:, 0] > r[:, 1])) if len(r) else 0.0}
+
+
+STILLS_MIN_COLOURFULNESS = 0.6  # a still should look coloured: at least this share of the photos' colourfulness
+
+
+def calibrate_scene_gains(predictor, photos: list[np.ndarray]) -> dict[str, float]:
+    """The scene model's saturation gain for each use, fitted on held-out photos.
+
+    Video ("ab_error"): the gain with the lowest whole-image a/b error.
+    Stills ("colourfulness"): the gain with the lowest a/b error among those
+    whose outputs reach `STILLS_MIN_COLOURFULNESS` of the photos'
+    colourfulness (the largest gain if none does); matching colourfulness in
+    full would cost a guessed background too much accuracy. The a/b scale
+    linearly with the gain, so each photo is run through the model once.
+    """
+    grays = [imageops.to_gray(photo) for photo in photos]
+    predicted = [predictor.predict_ab(gray, saturation_gain=1.0) for gray in grays]
+    scores = []
+    for gain in map(float, SATURATION_GAINS):
+        outputs = {id(gray): imageops.gray_with_ab(gray, gain * ab) for gray, ab in zip(grays, predicted)}
+        report = evaluate_photos(lambda gray: outputs[id(gray)], photos, grays)
+        scores.append((gain, report["ab_error_output"], report["colourfulness_ratio"]))
+    video = min(scores, key=lambda score: score[1])[0]
+    colourful = [score for score in scores if score[2] >= STILLS_MIN_COLOURFULNESS]
+    stills = min(colourful, key=lambda score: score[1])[0] if colourful else float(SATURATION_GAINS[-1])
+    return {STILLS_OBJECTIVE: stills, VIDEO_OBJECTIVE: video}
+
+
+def scene_sample_grid(predictor, photos: list[np.ndarray], path: Path, count: int = 6, side: int = 160) -> None:
+    """A PNG with one row per photo: gray input | output | truth, each scaled to `side` pixels high."""
+    rows = []
+    for photo in photos[:count]:
+        gray = imageops.to_gray(photo)
+        row = np.hstack([cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR), predictor.colorize(gray), photo])
+        rows.append(cv2.resize(row, (int(round(row.shape[1] * side / row.shape[0])), side),
+                               interpolation=cv2.INTER_AREA))
+    if rows:
+        width = max(row.shape[1] for row in rows)
+        cv2.imwrite(str(path), np.vstack([cv2.copyMakeBorder(row, 0, 0, 0, width - row.shape[1],
+                                                             cv2.BORDER_CONSTANT, value=(255, 255, 255))
+                                          for row in rows]))

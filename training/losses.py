@@ -37,3 +37,21 @@ def loss_fn(name: str, prediction: torch.Tensor, target: torch.Tensor) -> torch.
     if name.endswith("+ssim"):
         loss = loss + 0.5 * (1.0 - ssim_torch(prediction.clamp(0, 1), target))
     return loss
+
+
+def ab_soft_targets(ab: torch.Tensor, bins: torch.Tensor, neighbours: int = 5, sigma: float = 5.0) -> torch.Tensor:
+    """Zhang et al. 2016's soft encoding: each pixel's a/b spread over its nearest bins with a Gaussian kernel.
+
+    ab: (B, h, w, 2) Lab a/b; bins: (Q, 2) -> (B, Q, h, w) weights that sum to 1 per pixel.
+    """
+    batch, height, width, _ = ab.shape
+    distances = torch.cdist(ab.reshape(-1, 2), bins)  # (B*h*w, Q)
+    nearest, index = distances.topk(neighbours, dim=1, largest=False)  # (B*h*w, k)
+    weights = torch.softmax(-nearest ** 2 / (2.0 * sigma ** 2), dim=1)
+    targets = torch.zeros_like(distances).scatter_(1, index, weights)  # (B*h*w, Q)
+    return targets.reshape(batch, height, width, -1).permute(0, 3, 1, 2)
+
+
+def ab_classification_loss(logits: torch.Tensor, ab: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of (B, Q, h, w) logits against the soft-encoded (B, h, w, 2) true a/b."""
+    return -(ab_soft_targets(ab, bins) * torch.log_softmax(logits, dim=1)).sum(dim=1).mean()

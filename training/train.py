@@ -7,7 +7,7 @@ import math
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -17,19 +17,28 @@ from tqdm import tqdm
 
 from colorstream import imageops
 from colorstream.model import checkpoint
-from colorstream.model.inference import Predictor, pick_device
+from colorstream.model.inference import Predictor, ScenePredictor, pick_device
 from colorstream.model.net import ModelConfig, build, count_parameters
 from colorstream.training import data
-from colorstream.training.evaluate import calibrate_saturations, evaluate_faces, sample_grid
-from colorstream.training.losses import LOSSES, loss_fn
+from colorstream.training import scenes as scene_data
+from colorstream.training.evaluate import (calibrate_saturations, calibrate_scene_gains, evaluate_faces,
+                                           evaluate_photos, sample_grid, scene_sample_grid)
+from colorstream.training.losses import LOSSES, ab_classification_loss, loss_fn
 
 SCHEDULES = ("halving", "cosine")
 
 
+TASKS = ("face", "scene")
+
+
 @dataclass
 class TrainConfig:
-    faces: str  # folder of face photos
+    faces: str  # folder of face photos (the scene model takes their whole frames)
     out: str = "runs/model.pt"
+    task: str = "face"  # "face": a framed face crop -> RGB; "scene": a whole gray frame -> a/b bins
+    scenes: str | None = None  # folder of everyday photos for the scene model
+    scene: scene_data.SceneAugment = field(default_factory=scene_data.SceneAugment)
+    decode_temperature: float = 0.38  # the scene model's annealed mean (Zhang et al. 2016's value)
     pairs: str | None = None  # folder of real sketch/photo pairs (pairs.csv, photos/, sketches/)
     real_fraction: float = 0.2  # share of samples drawn from real pairs when given
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -54,13 +63,23 @@ class TrainConfig:
     limit: int | None = None  # use only the first N photos (tests, quick trials)
 
     def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"unknown task {self.task!r}; expected one of {', '.join(TASKS)}")
+        if self.task == "scene":
+            if self.model.arch != "scene" or self.input_kind != "gray" or self.normalize_sketch or self.pairs:
+                raise ValueError("a scene model has the scene architecture and gray input, and takes no sketch "
+                                 "pairs or tone normalisation")
+            if self.scene.crop % self.model.size_multiple:
+                raise ValueError(f"the scene crop must be a multiple of {self.model.size_multiple}")
+        elif self.model.arch == "scene":
+            raise ValueError("the scene architecture is for --task scene")
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; expected one of {', '.join(LOSSES)}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}; expected one of {', '.join(SCHEDULES)}")
         if self.input_kind not in imageops.INPUT_KINDS:
             raise ValueError(f"unknown input kind {self.input_kind!r}; expected one of {', '.join(imageops.INPUT_KINDS)}")
-        if self.input_kind == "gray" and (self.pairs or self.normalize_sketch):
+        if self.task == "face" and self.input_kind == "gray" and (self.pairs or self.normalize_sketch):
             raise ValueError("a gray-input model takes no sketch pairs and no sketch tone normalisation")
         if self.resolution % self.model.size_multiple:
             raise ValueError(f"resolution must be a multiple of {self.model.size_multiple}")
@@ -72,19 +91,13 @@ def learning_rate(config: TrainConfig, step: int, steps_per_epoch: int) -> float
     return config.lr * 0.5 * (1.0 + math.cos(math.pi * step / config.steps))
 
 
-def to_tensors(sketches: np.ndarray, photos: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    x = torch.from_numpy(sketches).to(device, torch.float32).unsqueeze(1) / 255.0  # (B, 1, N, N)
-    rgb = np.ascontiguousarray(photos[..., ::-1])  # BGR -> RGB
-    y = torch.from_numpy(rgb).to(device, torch.float32).permute(0, 3, 1, 2) / 255.0  # (B, 3, N, N)
-    return x, y
-
-
-def plot_curves(log: list[dict], path: Path, width: int = 640, height: int = 360) -> None:
-    """Training loss and validation PSNR over steps, drawn with OpenCV."""
+def plot_curves(log: list[dict], path: Path, validation: str = "val_face_psnr", width: int = 640,
+                height: int = 360) -> None:
+    """Training loss and one validation score over steps, drawn with OpenCV."""
     canvas = np.full((height, width, 3), 255, np.uint8)
     pad = 40
     series = [("loss", (200, 80, 0), [(r["step"], r["loss"]) for r in log if "loss" in r]),
-              ("val face psnr", (0, 0, 200), [(r["step"], r["val_face_psnr"]) for r in log if "val_face_psnr" in r])]
+              (validation.replace("_", " "), (0, 0, 200), [(r["step"], r[validation]) for r in log if validation in r])]
     last_step = max([r["step"] for r in log] + [1])
     for row, (name, colour, points) in enumerate(series):
         cv2.putText(canvas, name, (pad + 150 * row, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
@@ -102,6 +115,117 @@ def plot_curves(log: list[dict], path: Path, width: int = 640, height: int = 360
     cv2.imwrite(str(path), canvas)
 
 
+class FaceTask:
+    """Sketch (or gray face) -> RGB face: face crops, optional real pairs, the paper's losses, face metrics."""
+
+    curve = "val_face_psnr"
+
+    def __init__(self, config: TrainConfig, start_step: int):
+        faces = data.load_faces(Path(config.faces), config.crop_margin, Path(config.cache_dir), limit=config.limit)
+        real, self.fingerprints = None, {"faces": faces.fingerprint}
+        if config.pairs:
+            real_pairs = data.load_sketch_pairs(Path(config.pairs))["train"]
+            real = data.crop_pairs(real_pairs, config.crop_margin)
+            self.fingerprints["pairs_train"] = data.fingerprint([Path(config.pairs) / "sketches" / f"{p.stem}.jpg"
+                                                                 for p in real_pairs])
+        self.train_size, self.val = len(faces.crops["train"]), faces.crops["val"][:config.eval_images]
+        if not self.train_size or not len(self.val):
+            raise ValueError(f"too few faces in {config.faces} for a train and a val split "
+                             f"({self.train_size} train, {len(self.val)} val)")
+        self.config = config
+        self.metadata = {
+            "task": "face",
+            "input_kind": config.input_kind,
+            "sketch_params": {"blur_sigma": config.pencil_sigma} if config.input_kind == "pencil" else {},
+            "normalize_sketch": config.normalize_sketch,
+            "crop_margin": config.crop_margin,
+            "color_space": "rgb",
+        }
+        self.data_facts = {"faces_used": {split: len(c) for split, c in faces.crops.items()},
+                           "faces_without_detection": faces.n_no_face,
+                           "real_pairs": 0 if real is None else len(real[0])}
+        # a sampler seeded by (seed, step) continues deterministically after a resume
+        self.sampler = data.PairSampler(faces.crops["train"], config.resolution, config.normalize_sketch,
+                                        config.augment, [config.seed, start_step], real,
+                                        config.real_fraction if real else 0.0, config.input_kind)
+
+    def model_config(self) -> ModelConfig:
+        return self.config.model
+
+    def batch(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        sketches, photos = self.sampler.batch(self.config.batch_size)
+        x = torch.from_numpy(sketches).to(device, torch.float32).unsqueeze(1) / 255.0  # (B, 1, N, N)
+        rgb = np.ascontiguousarray(photos[..., ::-1])  # BGR -> RGB
+        y = torch.from_numpy(rgb).to(device, torch.float32).permute(0, 3, 1, 2) / 255.0  # (B, 3, N, N)
+        return x, y
+
+    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return loss_fn(self.config.loss, output, target)
+
+    def validate(self, net: torch.nn.Module, metadata: dict, device: torch.device, final: bool,
+                 samples: Path) -> dict:
+        predictor = Predictor(net, metadata, device)
+        if final and self.config.calibrate:
+            metadata["saturation_gains"] = calibrate_saturations(predictor, self.val)
+            predictor = Predictor(net, metadata, device)  # scored below at its stills gain
+        report = evaluate_faces(predictor, self.val)
+        sample_grid(predictor, self.val, samples)
+        return report
+
+
+class SceneTask:
+    """Whole gray frame -> a/b bins: everyday photos and whole face photos, soft-encoded cross-entropy,
+    whole-image scores on held-out everyday photos."""
+
+    curve = "val_ab_error_ratio"
+
+    def __init__(self, config: TrainConfig, start_step: int):
+        if not config.scenes:
+            raise ValueError("the scene model needs a folder of everyday photos (--scenes)")
+        self.config = config
+        by_source = {"scenes": scene_data.split_photos(Path(config.scenes), 10, 10),
+                     "faces": scene_data.split_photos(Path(config.faces), 5, 5)}
+        if config.limit:
+            by_source = {name: {split: paths[:config.limit] for split, paths in splits.items()}
+                         for name, splits in by_source.items()}
+        self.fingerprints = {name: data.fingerprint(splits["train"]) for name, splits in by_source.items()}
+        train_scenes = scene_data.read_images(by_source["scenes"]["train"])
+        train_faces = scene_data.read_images(by_source["faces"]["train"])
+        self.val = scene_data.read_images(by_source["scenes"]["val"][:config.eval_images])
+        if not self.val or not (train_scenes or train_faces):
+            raise ValueError(f"too few photos in {config.scenes} for a train and a val split")
+        self.bins = imageops.ab_gamut_bins()
+        self.metadata = {"task": "scene", "input_kind": "gray", "color_space": "lab-ab-bins",
+                         "ab_bins": self.bins.tolist(), "decode_temperature": config.decode_temperature}
+        self.data_facts = {"photos_used": {name: {split: len(paths) for split, paths in splits.items()}
+                                           for name, splits in by_source.items()},
+                           "validated_on": "held-out everyday photos (scenes val split), whole images"}
+        self.sampler = scene_data.SceneSampler(train_scenes, train_faces, config.scene, config.augment,
+                                           [config.seed, start_step])
+        self._bins = torch.from_numpy(self.bins)
+
+    def model_config(self) -> ModelConfig:
+        return replace(self.config.model, outputs=len(self.bins))
+
+    def batch(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        grays, ab = self.sampler.batch(self.config.batch_size)
+        x = torch.from_numpy(grays).to(device, torch.float32).unsqueeze(1) / 255.0  # (B, 1, S, S)
+        return x, torch.from_numpy(ab).to(device)  # (B, S/4, S/4, 2)
+
+    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return ab_classification_loss(output, target, self._bins.to(output.device))
+
+    def validate(self, net: torch.nn.Module, metadata: dict, device: torch.device, final: bool,
+                 samples: Path) -> dict:
+        predictor = ScenePredictor(net, metadata, device)
+        if final and self.config.calibrate:
+            metadata["saturation_gains"] = calibrate_scene_gains(predictor, self.val)
+            predictor = ScenePredictor(net, metadata, device)
+        report = evaluate_photos(predictor.colorize, self.val)
+        scene_sample_grid(predictor, self.val, samples)
+        return report
+
+
 def train(config: TrainConfig, resume: bool = False, command: str | None = None) -> dict:
     """Train a model, writing `config.out` (final), `<out>.resume.pt` (periodic) and `<out stem>_logs/`."""
     torch.manual_seed(config.seed)
@@ -113,68 +237,44 @@ def train(config: TrainConfig, resume: bool = False, command: str | None = None)
     log_dir = out.with_name(out.stem + "_logs")
     if resume and not resume_path.exists():
         raise ValueError(f"{resume_path}: nothing to resume from")
+    payload = checkpoint.read(resume_path) if resume else None
+    start_step = payload["resume"]["step"] if payload else 0
+    task = (SceneTask if config.task == "scene" else FaceTask)(config, start_step)
+    steps_per_epoch = max(1, task.train_size // config.batch_size) if config.task == "face" else 1
     log_dir.mkdir(parents=True, exist_ok=True)
 
-    faces = data.load_faces(Path(config.faces), config.crop_margin, Path(config.cache_dir), limit=config.limit)
-    real, fingerprints = None, {"faces": faces.fingerprint}
-    if config.pairs:
-        real_pairs = data.load_sketch_pairs(Path(config.pairs))["train"]
-        real = data.crop_pairs(real_pairs, config.crop_margin)
-        fingerprints["pairs_train"] = data.fingerprint([Path(config.pairs) / "sketches" / f"{p.stem}.jpg"
-                                                        for p in real_pairs])
-    train_crops, val_crops = faces.crops["train"], faces.crops["val"][:config.eval_images]
-    if not len(train_crops) or not len(val_crops):
-        raise ValueError(f"too few faces in {config.faces} for a train and a val split "
-                         f"({len(train_crops)} train, {len(val_crops)} val)")
-    steps_per_epoch = max(1, len(train_crops) // config.batch_size)
-
-    net = build(config.model).to(device)
+    model_config = task.model_config()
+    net = build(model_config).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     metadata = {
-        "model": config.model.to_dict(),
-        "input_kind": config.input_kind,
-        "sketch_params": {"blur_sigma": config.pencil_sigma} if config.input_kind == "pencil" else {},
-        "normalize_sketch": config.normalize_sketch,
+        **task.metadata,
+        "model": model_config.to_dict(),
         "resolution": config.resolution,
-        "crop_margin": config.crop_margin,
-        "color_space": "rgb",
-        "training": {"data_fingerprint": fingerprints, "command": command or "", "config": _plain(asdict(config)),
-                     "faces_used": {split: len(c) for split, c in faces.crops.items()},
-                     "faces_without_detection": faces.n_no_face, "real_pairs": 0 if real is None else len(real[0]),
-                     "parameters": count_parameters(net), "device": str(device), "seconds": 0.0, "steps": 0},
+        "training": {"data_fingerprint": task.fingerprints, "command": command or "", "config": _plain(asdict(config)),
+                     **task.data_facts, "parameters": count_parameters(net), "device": str(device),
+                     "seconds": 0.0, "steps": 0},
         "metrics": {},
     }
     log: list[dict] = []
-    start_step, elapsed_before = 0, 0.0
-    if resume:
-        payload = checkpoint.read(resume_path)
+    elapsed_before = 0.0
+    if payload:
         net.load_state_dict(payload["state_dict"])
         optimizer.load_state_dict(payload["resume"]["optimizer"])
-        start_step, log = payload["resume"]["step"], payload["resume"]["log"]
+        log = payload["resume"]["log"]
         elapsed_before = payload["metadata"]["training"]["seconds"]
         # the card must show every command that shaped the weights, so a resume appends its own
         metadata["training"]["command"] = " && ".join(filter(None, [payload["metadata"]["training"]["command"],
                                                                      metadata["training"]["command"]]))
-    # a sampler seeded by (seed, step) continues deterministically after a resume
-    sampler = data.PairSampler(train_crops, config.resolution, config.normalize_sketch, config.augment,
-                               [config.seed, start_step], real, config.real_fraction if real else 0.0,
-                               config.input_kind)
 
     def snapshot(step: int, seconds: float, final: bool) -> None:
         metadata["training"].update(steps=step, seconds=round(seconds, 1))
-        predictor = Predictor(net, metadata, device)
-        if final and config.calibrate:
-            metadata["saturation_gains"] = calibrate_saturations(predictor, val_crops)
-            predictor = Predictor(net, metadata, device)  # scored below at its stills gain
-        val = evaluate_faces(predictor, val_crops)
+        val = task.validate(net, metadata, device, final, log_dir / "samples.png")
         net.train()
         metadata["metrics"] = {"val_" + k: v for k, v in val.items()}
         log.append({"step": step, **metadata["metrics"]})
         with open(log_dir / "metrics.jsonl", "w") as handle:
             handle.writelines(json.dumps(row) + "\n" for row in log)
-        plot_curves(log, log_dir / "curves.png")
-        sample_grid(predictor, val_crops, log_dir / "samples.png")
-        net.train()
+        plot_curves(log, log_dir / "curves.png", task.curve)
         state = {"optimizer": optimizer.state_dict(), "step": step, "log": log}
         checkpoint.save(resume_path, net, metadata, resume=state)
         if final:
@@ -188,20 +288,23 @@ def train(config: TrainConfig, resume: bool = False, command: str | None = None)
         rate = learning_rate(config, step, steps_per_epoch)
         for group in optimizer.param_groups:
             group["lr"] = rate
-        x, y = to_tensors(*sampler.batch(config.batch_size), device)
-        loss = loss_fn(config.loss, net(x), y)
+        x, y = task.batch(device)
+        loss = task.loss(net(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            raise ValueError(f"the loss became {loss_value} at step {step + 1}; lower --lr")
         log.append({"step": step + 1, "loss": loss_value, "lr": rate})
         seconds = time.time() - started
         images_per_second = (step + 1 - start_step) * config.batch_size / seconds
         progress.set_postfix(loss=f"{loss_value:.4f}", img_s=f"{images_per_second:.1f}", refresh=False)
         if (step + 1) % config.eval_every == 0 and step + 1 < config.steps:
             snapshot(step + 1, elapsed_before + seconds, final=False)
-            progress.write(f"step {step + 1}: val face PSNR {metadata['metrics']['val_face_psnr']:.2f} dB, "
-                           f"SSIM {metadata['metrics']['val_face_ssim']:.4f}")
+            progress.write(f"step {step + 1}: " + ", ".join(f"{k} {v:.4g}" for k, v in metadata["metrics"].items()
+                                                             if k in (task.curve, "val_face_ssim",
+                                                                      "val_colourfulness_ratio")))
     progress.close()
     snapshot(config.steps, elapsed_before + time.time() - started, final=True)
     return metadata
