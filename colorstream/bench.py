@@ -33,7 +33,7 @@ import torch
 
 from colorstream.model.inference import Predictor
 from colorstream.stream.jobs import Options, use_threads
-from colorstream.stream.video_io import MediaError, VideoReader
+from colorstream.stream.video_io import OUTPUT_CONTAINERS, MediaError, VideoReader
 
 REFERENCE_PRESET = "medium"  # libx264's default: the reference the issue compares against
 
@@ -48,11 +48,11 @@ class BenchConfig:
 
 
 def options_argv(options: Options) -> list[str]:
-    """The command-line flags that rebuild `options` (each field has a flag of the same name)."""
-    argv = []
-    for field in fields(options):
-        argv += [f"--{field.name.replace('_', '-')}", str(getattr(options, field.name))]
-    return argv
+    """The command-line flags that rebuild `options` (each field has a flag of the same name); defaults are left
+    to the command, since some of them ("0: automatic") are no value a user may type."""
+    defaults = Options()
+    return [text for field in fields(options) if getattr(options, field.name) != getattr(defaults, field.name)
+            for text in (f"--{field.name.replace('_', '-')}", str(getattr(options, field.name)))]
 
 
 def clip_facts(path: Path) -> dict:
@@ -96,7 +96,13 @@ def run_cli(argv: list[str]) -> tuple[dict, float]:
         stats = Path(scratch) / "stats.json"
         command = [sys.executable, "-m", "colorstream.cli", *argv, "--stats-json", str(stats)]
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        _, status, usage = os.wait4(process.pid, 0)
+        try:
+            _, status, usage = os.wait4(process.pid, 0)
+        except BaseException:  # interrupted: the child must not run on, and it cleans up its own partial files
+            process.terminate()
+            process.wait()
+            process.stderr.close()
+            raise
         process.returncode = os.waitstatus_to_exitcode(status)
         error = process.stderr.read().strip().splitlines()
         process.stderr.close()
@@ -115,7 +121,8 @@ def bench_clip(path: Path, facts: dict, options: Options, config: BenchConfig) -
         for _ in range(config.repeats):  # interleaved, so a slow spell of the machine touches all three alike
             floors.append(floor_fps(path, options, options.preset))
             references.append(floor_fps(path, options, REFERENCE_PRESET))
-            report, rss = run_cli(["colorize", str(path), "-o", str(Path(scratch) / f"out{path.suffix or '.mp4'}"),
+            suffix = path.suffix.lower() if path.suffix.lower() in OUTPUT_CONTAINERS else ".mkv"
+            report, rss = run_cli(["colorize", str(path), "-o", str(Path(scratch) / f"out{suffix}"), "--overwrite",
                                    "--quiet", *options_argv(options), *model_argv(config)])
             runs.append((report["files"][0], rss))
     fps = statistics.median(run["fps"] for run, _ in runs)

@@ -1,39 +1,107 @@
 """The `colorstream` command: one entry point, one subcommand per job.
 
-Every expected failure (bad input, bad checkpoint, unwritable output) ends as
-one line on stderr and a non-zero exit status, never a traceback.
+Every expected failure (bad input, bad checkpoint, unwritable output, a bad
+flag value) ends as one line on stderr and a non-zero exit status, never a
+traceback. SIGINT, SIGTERM and SIGHUP stop a run the same way: partial
+outputs are removed, and a live session is finalised. Heavy modules (torch,
+OpenCV, PyAV) load inside the commands, after the signal handlers are set, so
+even an interrupt during start-up is one line.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import signal
 import sys
 from pathlib import Path
 
-import cv2
-import numpy as np
+from colorstream.files import (OutputError, check_report_path, ensure_writable_dir, inside_package,
+                               refuse_existing, refuse_inputs, refuse_package_path, write_bytes_atomic,
+                               write_image_atomic)
 
-from colorstream.files import write_bytes_atomic, write_image_atomic
-
-EXIT_FAILED, EXIT_PARTIAL, EXIT_INTERRUPTED = 1, 3, 130  # argparse itself exits 2 on bad usage
+EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL = 1, 2, 3  # argparse itself exits 2 on bad usage
 
 
 class UserError(Exception):
     """A failure caused by the user's input; reported as one line."""
 
 
-def ensure_output_dir(folder: Path) -> None:
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised like Ctrl-C's KeyboardInterrupt so that every cleanup path runs."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_interrupted(signum: int, frame) -> None:
+    raise Interrupted(signum)
+
+
+def install_signal_handlers() -> None:
+    """SIGTERM and SIGHUP end a run as Ctrl-C does, and Ctrl-C itself works even from a background shell."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _raise_interrupted)
+
+
+# ---------------------------------------------------------------------------- flag values, checked at parse time
+
+
+def int_in(low: int, high: int | None = None):
+    """An argparse type: an integer from `low` to `high` (no upper bound if None)."""
+    span = f"from {low} to {high}" if high is not None else f"of at least {low}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer {span}, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"expected an integer {span}, got {value}")
+        return value
+
+    return parse
+
+
+def float_in(low: float, high: float, low_open: bool = False):
+    """An argparse type: a finite number in [low, high], or (low, high] with `low_open`."""
+    span = f"{'(' if low_open else '['}{low:g}, {high:g}]"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number in {span}, got {text!r}") from None
+        if not math.isfinite(value) or value > high or value < low or (low_open and value == low):
+            raise argparse.ArgumentTypeError(f"expected a number in {span}, got {text}")
+        return value
+
+    return parse
+
+
+def frame_size(text: str) -> tuple[int, int]:
+    """An argparse type: WIDTHxHEIGHT, each from 16 to 8192."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UserError(f"{folder}: cannot create output directory ({error.strerror})") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise UserError(f"{folder}: output directory is not writable")
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 640x480, got {text!r}") from None
+    if not (16 <= width <= 8192 and 16 <= height <= 8192):
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT with each side from 16 to 8192, got {text!r}")
+    return width, height
 
 
-def read_image(path: Path) -> np.ndarray:
+# ---------------------------------------------------------------------------- shared helpers
+
+
+def read_image(path: Path):
+    import cv2
+    import numpy as np
+
     if not path.exists():
         raise UserError(f"{path}: no such file")
     if path.is_dir():
@@ -46,38 +114,72 @@ def read_image(path: Path) -> np.ndarray:
     return image
 
 
+def check_reports(paths: list[str | None], taken: list[Path]) -> None:
+    """Report files (--stats-json, --markdown) are checked before the run, not found unwritable after it."""
+    reports = [Path(path) for path in paths if path]
+    for index, report in enumerate(reports):
+        check_report_path(report, taken + reports[:index])
+
+
+def user_checkpoint(model: str | None, action: str) -> Path:
+    """A checkpoint file named by the user that this command may rewrite: never a bundled model."""
+    from colorstream.model.inference import BUNDLED
+
+    if model is None or model in BUNDLED or inside_package(Path(model)):
+        raise UserError(f"{action} rewrites a checkpoint, and the bundled models are never rewritten: give "
+                        "--model PATH of a checkpoint of your own (copy a bundled one first to start from it)")
+    return Path(model)
+
+
 def cmd_invert(args: argparse.Namespace) -> int:
     from colorstream.model.inference import load
 
     out_dir = Path(args.output)
-    ensure_output_dir(out_dir)
-    predictor = load(args.model, args.device)
+    sources = [Path(name) for name in args.sketches]
     paths, taken, failures = [], {}, []
-    for path in map(Path, args.sketches):  # two inputs with one stem would overwrite each other's output
+    for path in sources:  # two inputs with one stem would overwrite each other's output
         if path.stem in taken:
             failures.append(f"{path}: output {path.stem}.png is already taken by {taken[path.stem]}")
         else:
             taken[path.stem] = path
             paths.append(path)
+    targets = {path: out_dir / f"{path.stem}.png" for path in paths}
+    refuse_inputs(list(targets.values()), sources)
+    for target in targets.values():
+        refuse_existing(target, args.overwrite)
+    refuse_package_path(out_dir)
+    predictor = load(args.model, args.device)  # a bad checkpoint fails before any folder is made
+    created = not out_dir.exists()
+    ensure_writable_dir(out_dir)
     written = 0
-    for start in range(0, len(paths), args.batch_size):
-        batch = []
-        for path in paths[start:start + args.batch_size]:  # read per batch: any number of inputs fits in memory
-            try:
-                batch.append((path, read_image(path)))
-            except UserError as error:
-                failures.append(str(error))
-        for (path, _), photo in zip(batch, predictor.invert([image for _, image in batch])):
-            target = out_dir / f"{path.stem}.png"
-            write_image_atomic(target, photo)
-            print(target)
-            written += 1
+    try:
+        for start in range(0, len(paths), args.batch_size):
+            batch = []
+            for path in paths[start:start + args.batch_size]:  # read per batch: any number of inputs fits in memory
+                try:
+                    batch.append((path, read_image(path)))
+                except UserError as error:
+                    failures.append(str(error))
+            for (path, _), photo in zip(batch, predictor.invert([image for _, image in batch])):
+                write_image_atomic(targets[path], photo, overwrite=args.overwrite)
+                print(targets[path])
+                written += 1
+    finally:
+        if created and not written:  # a failed run leaves no empty folder behind
+            _remove_empty(out_dir)
     for failure in failures:
         print(f"colorstream invert: {failure}", file=sys.stderr)
     if failures:
         print(f"colorstream invert: {written} written, {len(failures)} failed", file=sys.stderr)
         return EXIT_PARTIAL if written else EXIT_FAILED
     return 0
+
+
+def _remove_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:  # not empty after all, or gone
+        pass
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -90,14 +192,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     for folder in [args.faces] + [folder for folder in (args.pairs, args.scenes) if folder]:
         if not Path(folder).is_dir():
             raise UserError(f"{folder}: no such directory")
+    out = Path(args.out)
+    refuse_package_path(out)
+    if not args.resume:
+        refuse_existing(out, args.overwrite)
+    ensure_writable_dir(out.parent)
     input_kind = "gray" if scene else args.input_kind
     config = TrainConfig(faces=args.faces, out=args.out, task=args.task, scenes=args.scenes, pairs=args.pairs,
                          real_fraction=args.real_fraction, model=model,
                          resolution=args.resolution or (256 if scene else 96), crop_margin=args.crop_margin,
                          input_kind=input_kind, normalize_sketch=input_kind != "gray",
                          batch_size=args.batch_size, steps=args.steps, lr=args.lr, schedule=args.schedule,
-                         loss=args.loss, eval_every=args.eval_every, eval_images=args.eval_images, seed=args.seed, device=args.device,
-                         threads=args.threads, cache_dir=args.cache_dir, limit=args.limit,
+                         loss=args.loss, eval_every=args.eval_every, eval_images=args.eval_images, seed=args.seed,
+                         device=args.device, threads=args.threads, cache_dir=args.cache_dir, limit=args.limit,
                          calibrate=not args.no_calibrate)
     metadata = train(config, resume=args.resume, command=command_line())
     print(json.dumps(metadata["metrics"], indent=2))
@@ -112,30 +219,59 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from colorstream.training import data
     from colorstream.training.evaluate import evaluate_faces, evaluate_pairs
 
-    path = checkpoint_path(args.model)
-    for folder in filter(None, (args.faces, args.pairs)):
+    path = user_checkpoint(args.model, "evaluate --record") if args.record else checkpoint_path(args.model)
+    for folder in filter(None, (args.faces, args.pairs, args.photos)):
         if not Path(folder).is_dir():
             raise UserError(f"{folder}: no such directory")
-    predictor = load(path, args.device)
-    if args.pairs and predictor.input_kind not in SKETCH_KINDS:
-        raise UserError(f"{path}: a {predictor.input_kind}-input model cannot be scored on sketch pairs; "
-                        "drop --pairs")
-    predictor.flip_average = not args.no_flip_average
-    if args.saturation:
-        predictor.saturation_gain = args.saturation
+    check_reports([args.stats_json], [path])
     report: dict = {}
-    if args.faces:
-        faces = data.load_faces(Path(args.faces), predictor.crop_margin, Path(args.cache_dir))
-        report["faces_" + args.split] = evaluate_faces(predictor, faces.crops[args.split][:args.limit])
-    if args.pairs:
-        report["pairs_test"] = evaluate_pairs(predictor, data.load_sketch_pairs(Path(args.pairs))["test"][:args.limit])
+    if args.faces or args.pairs:
+        predictor = load(path, args.device)
+        if args.pairs and predictor.input_kind not in SKETCH_KINDS:
+            raise UserError(f"{path}: a {predictor.input_kind}-input model cannot be scored on sketch pairs; "
+                            "drop --pairs")
+        predictor.flip_average = not args.no_flip_average
+        if args.saturation:
+            predictor.saturation_gain = args.saturation
+        if args.faces:
+            faces = data.load_faces(Path(args.faces), predictor.crop_margin, Path(args.cache_dir))
+            report["faces_" + args.split] = evaluate_faces(predictor, faces.crops[args.split][:args.limit])
+        if args.pairs:
+            report["pairs_test"] = evaluate_pairs(predictor,
+                                                  data.load_sketch_pairs(Path(args.pairs))["test"][:args.limit])
+    if args.photos:
+        report["photos"] = evaluate_photo_folder(args)
+    if not report:
+        raise UserError("nothing to score: give --faces, --pairs or --photos")
     print(json.dumps({"checkpoint": str(path), **report}, indent=2))
+    if args.stats_json:
+        write_json(Path(args.stats_json), {"checkpoint": str(path), **report})
     if args.record:
         payload = checkpoint.read(path)
         payload["metadata"]["metrics"].update(report)
         checkpoint.save(path, checkpoint.build_from(payload, str(path)), payload["metadata"])
         print(f"recorded in {path}")
     return 0
+
+
+def evaluate_photo_folder(args: argparse.Namespace) -> dict:
+    """Each colour photo of a folder made gray, colorized as `colorize` colours a still, and scored against itself."""
+    from colorstream.imageops import IMAGE_SUFFIXES
+    from colorstream.model.inference import load
+    from colorstream.stream.jobs import Options, colorize_still
+    from colorstream.training.evaluate import evaluate_photos
+
+    paths = sorted(path for path in Path(args.photos).iterdir() if path.suffix.lower() in IMAGE_SUFFIXES)
+    photos = []
+    for path in paths[:args.limit]:
+        image = read_image(path)
+        if image.ndim == 3 and image.shape[2] == 3:  # gray or odd images cannot be scored for colour
+            photos.append(image)
+    if not photos:
+        raise UserError(f"{args.photos}: no colour photos to score")
+    predictor = load(args.model or VIDEO_MODEL, args.device)
+    options = Options()
+    return evaluate_photos(lambda gray: colorize_still(gray, predictor, options).output_bgr(), photos)
 
 
 def stream_options(args: argparse.Namespace):
@@ -148,20 +284,27 @@ def stream_options(args: argparse.Namespace):
 
 
 def colorize_targets(inputs: list[Path], output_arg: str) -> list[tuple[Path, Path]]:
-    """Where each input goes: with several inputs, an existing directory or a trailing slash, OUTPUT is a directory."""
+    """Where each input goes: with several inputs, an existing directory or a trailing slash, OUTPUT is a directory.
+
+    An image becomes an image and a video a video: a single output's extension must say which.
+    """
     from colorstream.imageops import IMAGE_SUFFIXES
+    from colorstream.stream.video_io import OUTPUT_CONTAINERS
 
     output = Path(output_arg)
     as_directory = len(inputs) > 1 or output.is_dir() or output_arg.endswith(os.sep)
     if not as_directory:
-        if output.suffix.lower() == "":
-            raise UserError(f"{output}: give the output file an extension (.mp4, .mkv, .png, ...)")
-        return [(inputs[0], output)]
-    ensure_output_dir(output)
+        source, suffix = inputs[0], output.suffix.lower()
+        if source.suffix.lower() in IMAGE_SUFFIXES and suffix not in IMAGE_SUFFIXES:
+            raise UserError(f"{output}: {source} is an image, so the output is one too: give it an image "
+                            f"extension ({', '.join(IMAGE_SUFFIXES)})")
+        if source.suffix.lower() not in IMAGE_SUFFIXES and suffix not in OUTPUT_CONTAINERS:
+            raise UserError(f"{output}: give the output video one of the extensions {', '.join(OUTPUT_CONTAINERS)}")
+        return [(source, output)]
     pairs, taken = [], {}
     for source in inputs:
         suffix = source.suffix.lower()
-        keep = suffix in IMAGE_SUFFIXES or suffix in (".mp4", ".mov", ".mkv", ".avi", ".m4v")
+        keep = suffix in IMAGE_SUFFIXES or suffix in OUTPUT_CONTAINERS
         target = output / (source.stem + (suffix if keep else ".mkv"))
         if target in taken:
             raise UserError(f"{source}: output {target.name} is already taken by {taken[target]}")
@@ -171,33 +314,47 @@ def colorize_targets(inputs: list[Path], output_arg: str) -> list[tuple[Path, Pa
 
 
 def cmd_colorize(args: argparse.Namespace) -> int:
-    from colorstream.model.inference import load
     from colorstream.imageops import IMAGE_SUFFIXES
+    from colorstream.model.inference import load
     from colorstream.stream.jobs import colorize_image, colorize_video
     from colorstream.stream.video_io import MediaError
 
     inputs = [Path(name) for name in args.inputs]
     pairs = colorize_targets(inputs, args.output)
-    if len(pairs) == 1 and not pairs[0][1].parent.exists():
-        ensure_output_dir(pairs[0][1].parent)
-    predictor = load(args.model, args.device)
-    options = stream_options(args)
+    targets = [target for _, target in pairs]
+    refuse_inputs(targets, inputs)
+    for target in targets:
+        refuse_package_path(target)
+        refuse_existing(target, args.overwrite)
+    check_reports([args.stats_json], inputs + targets)
+    folders = sorted({target.parent for target in targets})
+    created = [folder for folder in folders if not folder.exists()]
+    for folder in folders:
+        ensure_writable_dir(folder)
     reports, failures = [], []
-    for source, target in pairs:
-        try:
-            if source.suffix.lower() in IMAGE_SUFFIXES:
-                report = colorize_image(source, target, predictor, options)
-            else:
-                report = colorize_video(source, target, predictor, options, progress=not args.quiet)
-        except MediaError as error:
-            failures.append(str(error))
-            print(f"colorstream colorize: {error}", file=sys.stderr)
-            continue
-        reports.append(report)
-        print(summary_line(report, target))
-        if report.get("bad_packets"):
-            print(f"colorstream colorize: warning: {source}: {report['bad_packets']} damaged packets skipped",
-                  file=sys.stderr)
+    try:
+        predictor = load(args.model, args.device)
+        options = stream_options(args)
+        for source, target in pairs:
+            try:
+                if source.suffix.lower() in IMAGE_SUFFIXES:
+                    report = colorize_image(source, target, predictor, options, overwrite=args.overwrite)
+                else:
+                    report = colorize_video(source, target, predictor, options, progress=not args.quiet,
+                                            overwrite=args.overwrite)
+            except (MediaError, OutputError) as error:
+                failures.append(str(error))
+                print(f"colorstream colorize: {error}", file=sys.stderr)
+                continue
+            reports.append(report)
+            print(summary_line(report, target))
+            if report.get("bad_packets"):
+                print(f"colorstream colorize: warning: {source}: {report['bad_packets']} damaged packets skipped",
+                      file=sys.stderr)
+    finally:
+        if not reports:  # a failed run leaves no empty folder behind
+            for folder in reversed(created):
+                _remove_empty(folder)
     if args.stats_json:
         write_json(Path(args.stats_json), {"files": reports, "failures": failures})
     if failures:
@@ -220,41 +377,42 @@ def write_json(path: Path, data: dict) -> None:
         raise UserError(f"{path}: cannot write ({error.strerror})") from None
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    try:
-        width, height = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise UserError(f"--size {text!r}: expected WIDTHxHEIGHT, e.g. 640x480") from None
-    if width < 16 or height < 16:
-        raise UserError(f"--size {text!r}: too small")
-    return width, height
-
-
 def cmd_live(args: argparse.Namespace) -> int:
     from colorstream.model.inference import load
     from colorstream.stream.jobs import CameraSource, fitted, paced, run_live
-    from colorstream.stream.video_io import VideoReader
+    from colorstream.stream.video_io import OUTPUT_CONTAINERS, VideoReader
 
-    size = parse_size(args.size) if args.size else None
+    record = Path(args.record) if args.record else None
+    if record is not None:
+        if record.suffix.lower() not in OUTPUT_CONTAINERS:
+            raise UserError(f"{record}: give the recording one of the extensions {', '.join(OUTPUT_CONTAINERS)}")
+        refuse_inputs([record], [Path(args.source)] if args.source else [])
+        refuse_package_path(record)
+        refuse_existing(record, args.overwrite)
+        ensure_writable_dir(record.parent)
+    check_reports([args.stats_json], ([Path(args.source)] if args.source else []) + ([record] if record else []))
     predictor = load(args.model, args.device)
     if args.source:
         reader = VideoReader(Path(args.source))
         frames, rate, close = reader.frames(), reader.rate, reader.close
-        if args.realtime:
+        if args.realtime:  # a file stands in for a camera: at its own pace, or most frames are dropped as stale
             frames = paced(frames)
-        if size:
-            frames = fitted(frames, size)
+        if args.size:
+            frames = fitted(frames, args.size)
     else:
-        camera = CameraSource(args.camera, size)
+        camera = CameraSource(args.camera, args.size)
         frames, rate, close = camera.frames(), camera.rate, camera.close
     try:
-        report = run_live(frames, rate, predictor, stream_options(args), window=not args.no_window,
-                          record=Path(args.record) if args.record else None)
+        report = run_live(frames, rate, predictor, stream_options(args), window=not args.no_window, record=record,
+                          overwrite=args.overwrite)
     finally:
         close()
     latency = report.get("latency_ms", {})
     print(f"{report['frames']} frames rendered at {report['fps']} fps, dropped {report['dropped']}, "
-          f"latency p50 {latency.get('p50', 'n/a')} ms, p95 {latency.get('p95', 'n/a')} ms")
+          f"latency p50 {latency.get('p50', 'n/a')} ms, p95 {latency.get('p95', 'n/a')} ms"
+          + (f"; stopped by {report['stopped_by']}" if report.get("stopped_by") else ""))
+    if record is not None and report["frames"]:
+        print(record)
     if args.stats_json:
         write_json(Path(args.stats_json), report)
     return 0
@@ -263,21 +421,36 @@ def cmd_live(args: argparse.Namespace) -> int:
 def cmd_evaluate_video(args: argparse.Namespace) -> int:
     from colorstream.model.inference import load
     from colorstream.stream.evaluation import evaluate_video, mean_over_clips
+    from colorstream.stream.pipeline import PipelineError
+    from colorstream.stream.video_io import MediaError
 
-    predictor = load(args.model, args.device)
+    clips = [Path(clip) for clip in args.clips]
     plots = Path(args.plots) if args.plots else None
     if plots is not None:
-        ensure_output_dir(plots)
-    reports = []
-    for clip in map(Path, args.clips):
+        refuse_inputs([plots], clips)
+        ensure_writable_dir(plots)
+    check_reports([args.stats_json], clips)
+    predictor = load(args.model, args.device)
+    reports, failures = [], []
+    for clip in clips:  # a bad clip is reported and skipped: the others are still scored
         strip = plots / f"{clip.stem}_{args.smoothing}_face_ab.png" if plots is not None else None
-        report = evaluate_video(clip, predictor, stream_options(args), strip=strip)
+        try:
+            refuse_inputs([strip] if strip else [], clips)
+            report = evaluate_video(clip, predictor, stream_options(args), strip=strip)
+        except (MediaError, OutputError, PipelineError) as error:
+            failures.append(str(error))
+            print(f"colorstream evaluate-video: {error}", file=sys.stderr)
+            continue
         reports.append(report)
         print(evaluation_line(report))
     if len(reports) > 1:
         print(evaluation_line({"clip": "mean over clips", **mean_over_clips(reports)}))
     if args.stats_json:
-        write_json(Path(args.stats_json), {"clips": reports, "mean_over_clips": mean_over_clips(reports)})
+        write_json(Path(args.stats_json), {"clips": reports, "failures": failures,
+                                           "mean_over_clips": mean_over_clips(reports) if reports else {}})
+    if failures:
+        print(f"colorstream evaluate-video: {len(reports)} scored, {len(failures)} failed", file=sys.stderr)
+        return EXIT_PARTIAL if reports else EXIT_FAILED
     return 0
 
 
@@ -288,8 +461,6 @@ def cmd_draw(args: argparse.Namespace) -> int:
     from colorstream.draw.server import DrawServer
     from colorstream.model.inference import load
 
-    if not 0 <= args.port <= 65535:
-        raise UserError(f"--port {args.port}: expected 0 to 65535")
     predictor = load(args.model, args.device)
     try:
         server = DrawServer((args.host, args.port), predictor)
@@ -329,9 +500,27 @@ def evaluation_line(report: dict) -> str:
 VIDEO_MODEL = "video"  # the bundled model for colorize, live, evaluate-video and bench (VIDEO_MODEL_CARD.md)
 
 
-def add_model_argument(p: argparse.ArgumentParser, default: str, action: str = "") -> None:
+def add_model_argument(p: argparse.ArgumentParser, default: str | None, note: str = "",
+                       default_text: str | None = None) -> None:
     p.add_argument("--model", default=default, metavar="NAME|CKPT",
-                   help=f"a bundled model (sketch or video) or a checkpoint file{action} (default: {default})")
+                   help=f"a bundled model (sketch, video or scene) or a checkpoint file{note} "
+                        f"(default: {default_text or default})")
+
+
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
+
+
+def video_encoder(name: str) -> str:
+    """An argparse type: the name of a video encoder this FFmpeg has."""
+    import av
+
+    try:
+        codec = av.codec.Codec(name, "w")
+    except (av.FFmpegError, ValueError):
+        raise argparse.ArgumentTypeError(f"no video encoder named {name!r} in this FFmpeg (try libx264)") from None
+    if codec.type != "video":
+        raise argparse.ArgumentTypeError(f"{name!r} is a {codec.type} encoder, not a video one")
+    return name
 
 
 def add_stream_arguments(p: argparse.ArgumentParser) -> None:
@@ -341,32 +530,39 @@ def add_stream_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="where the model runs")
     p.add_argument("--smoothing", default=DEFAULT_SMOOTHING, choices=SMOOTHING,
                    help=f"temporal smoothing of face colour (default: {DEFAULT_SMOOTHING})")
-    p.add_argument("--window", type=int, default=5, help="frames the smoothing averages over")
-    p.add_argument("--detect-every", type=int, default=3, help="run face detection every k-th frame")
-    p.add_argument("--detect-side", type=int, default=480,
-                   help="full-frame face scans run on the frame downscaled to this longer side")
-    p.add_argument("--min-face", type=int, default=40, help="smallest face side in pixels")
-    p.add_argument("--reach", type=float, default=1.3,
+    p.add_argument("--window", type=int_in(1, 120), default=5, help="frames the smoothing averages over (1-120)")
+    p.add_argument("--detect-every", type=int_in(1, 100), default=3, help="run face detection every k-th frame")
+    p.add_argument("--detect-side", type=int_in(64, 8192), default=480,
+                   help="full-frame face scans run on the frame downscaled to this longer side (64-8192)")
+    p.add_argument("--min-face", type=int_in(12, 8192), default=40, help="smallest face side in pixels (12-8192)")
+    p.add_argument("--reach", type=float_in(0.5, 3.0), default=1.3,
                    help="how far the colour reaches: the face square the model colours, relative to its "
-                        "training crop (1.3 takes in ears, hair and neck)")
-    p.add_argument("--batch-frames", type=int, default=8, help="frames per inference batch in file mode")
-    p.add_argument("--saturation", type=float, default=0.0,
-                   help="chroma gain of the model's colours (default 0: the gain the checkpoint fitted for video)")
-    p.add_argument("--codec", default="libx264")
-    p.add_argument("--crf", type=int, default=18)
-    p.add_argument("--preset", default="veryfast", help="encoder preset (libx264/libx265)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads for inference (default 0: half the cores)")
+                        "training crop (1.3 takes in ears, hair and neck; 0.5-3)")
+    p.add_argument("--batch-frames", type=int_in(1, 256), default=8,
+                   help="frames per inference batch in file mode (1-256)")
+    p.add_argument("--saturation", type=float_in(0.0, 4.0, low_open=True), default=0.0,
+                   help="chroma gain of the model's colours, in (0, 4] (default: the gain the checkpoint fitted "
+                        "for video)")
+    p.add_argument("--codec", type=video_encoder, default="libx264", help="video encoder (default libx264)")
+    p.add_argument("--crf", type=int_in(0, 51), default=18, help="quality for libx264/libx265, 0 (lossless) to 51")
+    p.add_argument("--preset", default="veryfast", choices=PRESETS, help="encoder preset (libx264/libx265)")
+    p.add_argument("--threads", type=int_in(1, 1024), default=0,
+                   help="torch threads for inference (default: half the cores)")
     p.add_argument("--stats-json", metavar="PATH", help="write the run's statistics as JSON")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from colorstream import bench
+    from colorstream.imageops import IMAGE_SUFFIXES
 
     clips = [Path(clip) for clip in args.clips]
-    config = bench.BenchConfig(repeats=args.repeats, model=args.model, device=args.device,
-                               live_size=parse_size(args.live_size))
+    for clip in clips + ([Path(args.live)] if args.live else []):
+        if clip.suffix.lower() in IMAGE_SUFFIXES:
+            raise UserError(f"{clip}: is an image; bench measures video clips")
     if not clips and not args.live and not args.no_live:
         raise UserError("give clips to measure, --live CLIP, or --no-live (inference alone)")
+    check_reports([args.markdown, args.stats_json], clips + ([Path(args.live)] if args.live else []))
+    config = bench.BenchConfig(repeats=args.repeats, model=args.model, device=args.device, live_size=args.live_size)
     live = None if args.no_live else Path(args.live) if args.live else clips[0]
     results = bench.run(clips, live, stream_options(args), config, command="colorstream " + " ".join(args.argv))
     if args.markdown:
@@ -381,11 +577,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from colorstream.model import checkpoint
-    from colorstream.model.inference import checkpoint_path, load
+    from colorstream.model.inference import load
     from colorstream.training import data
     from colorstream.training.evaluate import calibrate_saturations
 
-    path = checkpoint_path(args.model)
+    path = user_checkpoint(args.model, "calibrate")
     if not Path(args.faces).is_dir():
         raise UserError(f"{args.faces}: no such directory")
     predictor = load(path, args.device)
@@ -404,18 +600,32 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def package_version() -> str:
+    """The installed distribution's version: pyproject.toml is its one source."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("colorstream")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="colorstream", description="Colorize grayscale face video and "
+    parser = argparse.ArgumentParser(prog="colorstream", description="Colorize grayscale video and "
                                      "turn face sketches into photos.")
+    parser.add_argument("--version", action="version", version=f"colorstream {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     device = dict(default="auto", choices=["auto", "cpu", "cuda", "mps"], help="where the model runs")
+    overwrite = dict(action="store_true", help="replace outputs that already exist (default: refuse)")
+    count = int_in(1)
 
     p = commands.add_parser("invert", help="turn face sketches into colour photos")
     p.add_argument("sketches", nargs="+", metavar="SKETCH", help="sketch images, any size")
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="writes OUT_DIR/<stem>.png")
     add_model_argument(p, "sketch")
     p.add_argument("--device", **device)
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int_in(1, 1024), default=16, help="sketches per batch (1-1024)")
+    p.add_argument("--overwrite", **overwrite)
     p.set_defaults(run=cmd_invert)
 
     p = commands.add_parser("train", help="train a sketch-inversion, gray-face or whole-frame (scene) colour model")
@@ -426,25 +636,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-kind", default="pencil", choices=["pencil", "line", "gray"],
                    help="what the model is fed: a pencil or line sketch, or the gray face itself (video)")
     p.add_argument("--pairs", help="folder of real sketch/photo pairs (pairs.csv, photos/, sketches/)")
-    p.add_argument("--real-fraction", type=float, default=0.2)
-    p.add_argument("--out", default="runs/model.pt")
+    p.add_argument("--real-fraction", type=float_in(0.0, 1.0), default=0.2,
+                   help="share of samples from the real pairs (0-1)")
+    p.add_argument("--out", default="runs/model.pt", help="the checkpoint to write (refused if it exists)")
+    p.add_argument("--overwrite", **overwrite)
     p.add_argument("--arch", choices=["unet", "paper", "scene"], help="default: scene for --task scene, else unet")
-    p.add_argument("--base-channels", type=int, default=16)
-    p.add_argument("--levels", type=int, help="downsamplings (default: 4 for --task scene, else 3)")
-    p.add_argument("--res-blocks", type=int, default=2)
-    p.add_argument("--resolution", type=int,
+    p.add_argument("--base-channels", type=int_in(1, 256), default=16)
+    p.add_argument("--levels", type=int_in(1, 6), help="downsamplings (default: 4 for --task scene, else 3)")
+    p.add_argument("--res-blocks", type=int_in(0, 16), default=2)
+    p.add_argument("--resolution", type=int_in(16, 2048),
                    help="face crop side (default 96), or a scene model's working longer side (default 256)")
-    p.add_argument("--crop-margin", type=float, default=1.4)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--steps", type=int, default=3000)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--crop-margin", type=float_in(1.0, 4.0), default=1.4, help="face square / Haar box (1-4)")
+    p.add_argument("--batch-size", type=int_in(1, 4096), default=32)
+    p.add_argument("--steps", type=count, default=3000)
+    p.add_argument("--lr", type=float_in(0.0, 1.0, low_open=True), default=1e-3)
     p.add_argument("--schedule", default="halving", choices=["halving", "cosine"])
     p.add_argument("--loss", default="mse", choices=["mse", "l1", "mse+ssim", "l1+ssim"])
-    p.add_argument("--eval-every", type=int, default=250)
-    p.add_argument("--eval-images", type=int, default=200, help="validation images scored at each evaluation")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, help="torch CPU threads")
-    p.add_argument("--limit", type=int, help="use only the first N photos")
+    p.add_argument("--eval-every", type=count, default=250)
+    p.add_argument("--eval-images", type=count, default=200, help="validation images scored at each evaluation")
+    p.add_argument("--seed", type=int_in(0), default=0)
+    p.add_argument("--threads", type=int_in(1, 1024), help="torch CPU threads")
+    p.add_argument("--limit", type=count, help="use only the first N photos")
     p.add_argument("--cache-dir", default=".cache", help="where face crops are cached between runs")
     p.add_argument("--resume", action="store_true", help="continue from <out>.resume.pt")
     p.add_argument("--no-calibrate", action="store_true",
@@ -452,47 +664,63 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", **device)
     p.set_defaults(run=cmd_train)
 
-    p = commands.add_parser("evaluate", help="score a checkpoint on held-out faces and real sketch pairs")
-    add_model_argument(p, "sketch")
+    p = commands.add_parser("evaluate", help="score a checkpoint on held-out faces and real sketch pairs, or "
+                                             "colorize a folder of colour photos and score it")
+    add_model_argument(p, None, "; --record needs a checkpoint file of your own",
+                       "sketch, or video for --photos")
     p.add_argument("--faces", help="folder of face photos; its test split is scored")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--pairs", help="folder of real sketch/photo pairs; its held-out part is scored")
-    p.add_argument("--limit", type=int, help="score only the first N of each set")
+    p.add_argument("--photos", help="folder of colour photos: each is made gray, colorized as `colorize` does, and "
+                                    "scored against itself")
+    p.add_argument("--scene-model", default="scene", metavar="NAME|CKPT",
+                   help="the whole-frame model for --photos (default: scene)")
+    p.add_argument("--scope", default="frame", choices=["frame", "faces"],
+                   help="for --photos: colour the whole image, or only the faces")
+    p.add_argument("--limit", type=count, help="score only the first N of each set")
     p.add_argument("--cache-dir", default=".cache")
     p.add_argument("--record", action="store_true", help="store the results in the checkpoint's metadata")
+    p.add_argument("--stats-json", metavar="PATH", help="also write the scores as JSON")
     p.add_argument("--no-flip-average", action="store_true", help="invert each sketch once, not also mirrored")
-    p.add_argument("--saturation", type=float, default=0.0,
-                   help="chroma gain of the model's colours (default 0: the gain the checkpoint fitted for stills)")
+    p.add_argument("--saturation", type=float_in(0.0, 4.0, low_open=True), default=0.0,
+                   help="chroma gain of the model's colours, in (0, 4] (default: the checkpoint's stills gain)")
     p.add_argument("--device", **device)
     p.set_defaults(run=cmd_evaluate)
 
     p = commands.add_parser("calibrate", help="fit a checkpoint's saturation gains, for stills and for video, on "
                                               "the val split of a face folder")
-    add_model_argument(p, "sketch", " to update")
+    p.add_argument("--model", required=True, metavar="CKPT",
+                   help="the checkpoint file to update (your own: the bundled models are never rewritten)")
     p.add_argument("--faces", required=True, help="folder of face photos; its val split is used")
-    p.add_argument("--limit", type=int, default=200, help="val faces to fit on")
+    p.add_argument("--limit", type=count, default=200, help="val faces to fit on")
     p.add_argument("--only", choices=["colourfulness", "ab_error"],
                    help="refit only this use's gain, for stills (colourfulness) or video (ab_error), and keep the other")
     p.add_argument("--cache-dir", default=".cache")
     p.add_argument("--device", **device)
     p.set_defaults(run=cmd_calibrate)
 
-    p = commands.add_parser("colorize", help="colorize grayscale face videos or images, file to file")
+    p = commands.add_parser("colorize", help="colorize grayscale videos or images, file to file")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="video (any FFmpeg format) or image files")
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
                    help="output file, or a directory when several inputs are given")
+    p.add_argument("--overwrite", **overwrite)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_stream_arguments(p)
     p.set_defaults(run=cmd_colorize)
 
     p = commands.add_parser("live", help="colorize a camera (or a file standing in for one) live")
     source = p.add_mutually_exclusive_group()
-    source.add_argument("--camera", type=int, default=0, metavar="INDEX", help="camera index (default 0)")
+    source.add_argument("--camera", type=int_in(0, 1024), default=0, metavar="INDEX", help="camera index (default 0)")
     source.add_argument("--source", metavar="PATH", help="a video file instead of a camera")
-    p.add_argument("--realtime", action="store_true", help="pace --source at its own frame rate")
+    p.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=True,
+                   help="pace --source at its own frame rate, as a camera would deliver it (default: on; "
+                        "--no-realtime feeds it as fast as it decodes, and most frames are then dropped as stale)")
     p.add_argument("--record", metavar="OUT.mp4", help="also record the colorized stream")
-    p.add_argument("--no-window", action="store_true", help="no window; for headless runs and measurements")
-    p.add_argument("--size", metavar="WxH", help="capture size of the camera; a --source is scaled and cropped to it")
+    p.add_argument("--overwrite", **overwrite)
+    p.add_argument("--no-window", action="store_true",
+                   help="no window; for headless runs and measurements (Ctrl-C or SIGTERM ends the session)")
+    p.add_argument("--size", type=frame_size, metavar="WxH",
+                   help="capture size of the camera; a --source is scaled and cropped to it")
     add_stream_arguments(p)
     p.set_defaults(run=cmd_live)
 
@@ -501,7 +729,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", **device)
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default: this machine only; 0.0.0.0 opens it to the network)")
-    p.add_argument("--port", type=int, default=8765, help="port to listen on; 0 picks a free one")
+    p.add_argument("--port", type=int_in(0, 65535), default=8765, help="port to listen on; 0 picks a free one")
     p.add_argument("--no-browser", action="store_true", help="do not open the page in the default browser")
     p.set_defaults(run=cmd_draw)
 
@@ -515,9 +743,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("bench", help="measure colorize against the decode+encode floor, per stage, live")
     p.add_argument("clips", nargs="*", metavar="CLIP",
                    help="video clips to measure on; none, with --no-live, times inference alone")
-    p.add_argument("--repeats", type=int, default=3, help="runs per figure; the median is reported")
+    p.add_argument("--repeats", type=int_in(1, 100), default=3, help="runs per figure; the median is reported")
     p.add_argument("--live", metavar="CLIP", help="clip for the live-latency run (default: the first clip)")
-    p.add_argument("--live-size", default="640x480", metavar="WxH", help="frame size of the live run")
+    p.add_argument("--live-size", type=frame_size, default=(640, 480), metavar="WxH",
+                   help="frame size of the live run (default 640x480)")
     p.add_argument("--no-live", action="store_true", help="skip the live-latency run")
     p.add_argument("--markdown", metavar="PATH", help="write the results as a Markdown report, e.g. BENCHMARKS.md")
     add_stream_arguments(p)
@@ -526,20 +755,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse, run, and turn every expected failure and every interrupt into one line and an exit status."""
+    install_signal_handlers()
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser().parse_args(argv)
-    args.argv = argv
-    from colorstream.model.checkpoint import CheckpointError
-    from colorstream.stream.pipeline import PipelineError
-
+    command = "colorstream"
     try:
-        return args.run(args)
-    except (UserError, CheckpointError, ValueError, PipelineError) as error:
-        print(f"colorstream {args.command}: {error}", file=sys.stderr)
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        print(f"colorstream {args.command}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        parser = build_parser()
+        if not argv:
+            parser.print_help()
+            return EXIT_USAGE
+        args = parser.parse_args(argv)
+        args.argv = argv
+        command = f"colorstream {args.command}"
+        from colorstream.model.checkpoint import CheckpointError
+        from colorstream.stream.pipeline import PipelineError
+
+        try:
+            return args.run(args)
+        except (UserError, CheckpointError, ValueError, PipelineError) as error:
+            print(f"{command}: {error}", file=sys.stderr)
+            return EXIT_FAILED
+    except KeyboardInterrupt as interrupt:
+        signum = getattr(interrupt, "signum", signal.SIGINT)
+        print(f"{command}: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+        return 128 + signum
 
 
 if __name__ == "__main__":

@@ -1,33 +1,152 @@
-"""Atomic file writes: a reader never sees a half-written file under the final name."""
+"""Safe outputs, shared by every command that writes files.
+
+- Atomic: each output is written under a temporary name of its own beside the
+  final one and renamed when complete, so a reader never sees a half-written
+  file, and two runs to one output never write into each other's file.
+- No surprise: a finished output is only replaced when the caller says so
+  (`overwrite`); otherwise the rename refuses to clobber, even a file another
+  run finished in the meantime.
+- Never an input, never the package: outputs are compared with the inputs as
+  resolved real paths (and as files, for hard links), and nothing is ever
+  written inside the installed package, where the shipped weights live.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, then rename it into place."""
-    handle, partial = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".partial", dir=path.parent)
+class OutputError(ValueError):
+    """An output that must not or cannot be written; the message is one line for the user."""
+
+
+@lru_cache(maxsize=1)
+def package_dirs() -> tuple[Path, ...]:
+    """The folders the installed package lives in (in an editable install, the repository's package folders)."""
+    import colorstream
+    import colorstream.model
+    import colorstream.stream
+    import colorstream.training
+
+    return tuple(Path(module.__file__).resolve().parent
+                 for module in (colorstream, colorstream.model, colorstream.stream, colorstream.training))
+
+
+def inside_package(path: Path) -> bool:
+    resolved = Path(os.path.realpath(path))
+    return any(resolved == folder or folder in resolved.parents for folder in package_dirs())
+
+
+def refuse_package_path(path: Path) -> None:
+    if inside_package(path):
+        raise OutputError(f"{path}: is inside the installed colorstream package; nothing is ever written there "
+                          "(write it elsewhere)")
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file: the same real path (symlinks, ./, ..) or the same inode (hard links)."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
     try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(partial, 0o666 & ~umask)  # mkstemp makes files private; outputs get the usual mode
-        os.replace(partial, path)
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist yet
+        return False
+
+
+def refuse_inputs(outputs: list[Path], inputs: list[Path]) -> None:
+    """An output that is one of the inputs would destroy it: refused before any work."""
+    for output in outputs:
+        for source in inputs:
+            if same_file(output, source):
+                raise OutputError(f"{output}: is the input {source}; refusing to overwrite an input "
+                                  "(choose another output)")
+
+
+def refuse_existing(path: Path, overwrite: bool, flag: str = "--overwrite") -> None:
+    if not overwrite and os.path.lexists(path):
+        raise OutputError(f"{path}: already exists; not replaced (pass {flag} to replace it)")
+
+
+def ensure_writable_dir(folder: Path) -> None:
+    """Create `folder` if needed and prove a file can be made in it (root ignores permission bits, so ask the OS)."""
+    refuse_package_path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise OutputError(f"{folder}: cannot write there ({error.strerror or error})") from None
+
+
+def check_report_path(path: Path, taken: list[Path]) -> None:
+    """A report (JSON, Markdown, PNG) must be writable, and must not be an input or another output."""
+    refuse_package_path(path)
+    if path.is_dir():
+        raise OutputError(f"{path}: is a directory, not a file name")
+    refuse_inputs([path], taken)
+    if not path.parent.is_dir():
+        raise OutputError(f"{path}: its folder {path.parent} does not exist")
+    ensure_writable_dir(path.parent)
+
+
+def temporary_sibling(path: Path) -> Path:
+    """A new, empty, uniquely named hidden file beside `path`, with its suffix (muxers go by the extension)."""
+    refuse_package_path(path)
+    handle, name = tempfile.mkstemp(prefix=f".{path.stem}.partial-", suffix=path.suffix, dir=path.parent)
+    os.close(handle)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(name, 0o666 & ~umask)  # mkstemp makes files private; outputs get the usual mode
+    return Path(name)
+
+
+def finish(partial: Path, path: Path, overwrite: bool = True) -> None:
+    """Move a complete temporary file to its final name; without `overwrite`, never replace a file found there."""
+    try:
+        if overwrite:
+            os.replace(partial, path)
+            return
+        try:
+            os.link(partial, path)  # fails if `path` exists, atomically: another run may have just finished it
+        except FileExistsError:
+            raise OutputError(f"{path}: appeared while this run was writing it (another run?); not replaced "
+                              "(pass --overwrite to replace it)") from None
+        except OSError as error:
+            if error.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
+                raise
+            refuse_existing(path, overwrite=False)  # a file system without hard links: check, then rename
+            os.replace(partial, path)
+            return
+        partial.unlink()
     except BaseException:
-        Path(partial).unlink(missing_ok=True)
+        partial.unlink(missing_ok=True)
         raise
 
 
-def write_image_atomic(path: Path, image: np.ndarray) -> None:
+def write_bytes_atomic(path: Path, data: bytes, overwrite: bool = True) -> None:
+    """Write to a temporary file beside `path`, then rename it into place."""
+    partial = temporary_sibling(path)
+    try:
+        partial.write_bytes(data)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    finish(partial, path, overwrite)
+
+
+def write_image_atomic(path: Path, image: np.ndarray, overwrite: bool = True) -> None:
     """Encode by the file's extension (PNG if it has none) and write atomically."""
-    ok, encoded = cv2.imencode(path.suffix or ".png", image)
+    try:
+        ok, encoded = cv2.imencode(path.suffix or ".png", image)
+    except cv2.error:
+        ok = False
     if not ok:
-        raise ValueError(f"{path}: cannot encode an image as {path.suffix or '.png'}")
-    write_bytes_atomic(path, encoded.tobytes())
+        raise OutputError(f"{path}: cannot encode an image as {path.suffix or '.png'}")
+    write_bytes_atomic(path, encoded.tobytes(), overwrite)

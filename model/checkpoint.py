@@ -19,12 +19,12 @@ but never code.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from colorstream import files
 from colorstream.imageops import INPUT_KINDS
 from colorstream.model.net import ModelConfig, build
 
@@ -56,10 +56,15 @@ def save(path: str | Path, net: torch.nn.Module, metadata: dict[str, Any],
     if resume is not None:
         payload["resume"] = resume
     path = Path(path)
+    files.refuse_package_path(path)  # the shipped weights are never rewritten
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    torch.save(payload, partial)
-    os.replace(partial, path)
+    partial = files.temporary_sibling(path)
+    try:
+        torch.save(payload, partial)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    files.finish(partial, path)
 
 
 def validate_metadata(metadata: dict[str, Any], where: str) -> None:

@@ -32,6 +32,20 @@ def pick_device(requested: str = "auto") -> torch.device:
     return torch.device(requested)
 
 
+def check_images(images: Sequence[np.ndarray], method: str) -> None:
+    """A list of uint8 gray, BGR or BGRA images, or a clear error: one bare image would be read as a stack of rows."""
+    if isinstance(images, np.ndarray) or not isinstance(images, Sequence):
+        raise TypeError(f"{method} takes a list of images; for one image, call {method}([image])")
+    for index, image in enumerate(images):
+        if not isinstance(image, np.ndarray):
+            raise ValueError(f"image {index} is {type(image).__name__}, not a numpy array (an unreadable file?)")
+        if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
+            raise ValueError(f"image {index} is {image.dtype} of shape {image.shape}; expected uint8 (H, W) gray, "
+                             "(H, W, 3) BGR or (H, W, 4) BGRA")
+        if min(image.shape[:2]) < 1:
+            raise ValueError(f"image {index} is empty")
+
+
 class Predictor:
     """A loaded model plus the preprocessing its metadata prescribes."""
 
@@ -91,6 +105,7 @@ class Predictor:
         Video uses `predict_prepared` once per face instead. None means the
         predictor's own `flip_average` setting.
         """
+        check_images(sketches, "predict")
         flip_average = self.flip_average if flip_average is None else flip_average
         prepared = np.stack([imageops.prepare_sketch(s, self.resolution, self.normalize) for s in sketches]) \
             if len(sketches) else np.zeros((0, self.resolution, self.resolution), np.uint8)
@@ -111,6 +126,7 @@ class Predictor:
         training crops faces, pasted back with a feathered edge. A sketch with
         no face found gets the whole-frame result alone.
         """
+        check_images(sketches, "invert")
         squares, faces, views = [], [], []
         for sketch in sketches:
             gray = imageops.to_gray(sketch)

@@ -72,22 +72,29 @@ def stage_report(pipeline: Pipeline, frames: int, seconds: float) -> dict:
             "ms_per_frame": per_frame, "dropped": pipeline.dropped}
 
 
-def colorize_image(source: Path, target: Path, predictor: Predictor, options: Options) -> dict:
-    image = cv2.imread(str(source), cv2.IMREAD_COLOR)
-    if image is None:
-        raise MediaError(f"{source}: not a readable image")
+def colorize_still(image: np.ndarray, predictor: Predictor, options: Options) -> Frame:
+    """One gray or colour image through the same stages as a video frame; `output_bgr()` gives the result."""
     frames = [Frame.from_bgr(0, image)]
     for stage in build_stages(predictor, options, live=False):
         frames = stage.process(frames)
+    return frames[0]
+
+
+def colorize_image(source: Path, target: Path, predictor: Predictor, options: Options,
+                   overwrite: bool = True) -> dict:
+    image = cv2.imread(str(source), cv2.IMREAD_COLOR)
+    if image is None:
+        raise MediaError(f"{source}: not a readable image")
+    frame = colorize_still(image, predictor, options)
     try:
-        write_image_atomic(target, frames[0].output_bgr())
+        write_image_atomic(target, frame.output_bgr(), overwrite)
     except OSError as error:
         raise MediaError(f"{target}: cannot write ({error.strerror})") from None
-    return {"frames": 1, "frames_with_faces": int(bool(frames[0].faces))}
+    return {"input": str(source), "output": str(target), "frames": 1, "frames_with_faces": int(bool(frame.faces))}
 
 
 def colorize_video(source: Path, target: Path, predictor: Predictor, options: Options,
-                   progress: bool = True) -> dict:
+                   progress: bool = True, overwrite: bool = True) -> dict:
     """Every frame of `source`, colorized, into `target` with its timestamps, rotation and audio."""
     use_threads(options)
     reader = VideoReader(source)
@@ -102,7 +109,7 @@ def colorize_video(source: Path, target: Path, predictor: Predictor, options: Op
         started = time.perf_counter()
         bar = tqdm(total=reader.frame_count, unit="frame", desc=source.name, disable=not progress,
                    dynamic_ncols=True, leave=False)
-        with VideoWriter.like(reader, target, options.codec, options.crf, options.preset) as writer, \
+        with VideoWriter.like(reader, target, options.codec, options.crf, options.preset, overwrite) as writer, \
                 closing(pipeline.run()) as results, bar:
             for frame in results:
                 encode_started = time.perf_counter()
@@ -211,8 +218,13 @@ def overlay(image: np.ndarray, lines: list[str]) -> None:
 
 
 def run_live(frames: Iterable[Frame], rate: Fraction, predictor: Predictor, options: Options, window: bool,
-             record: Path | None = None, snapshot_dir: Path = Path(".")) -> dict:
-    """Colorize frames as they come, dropping stale ones; show and/or record them."""
+             record: Path | None = None, snapshot_dir: Path = Path("."), overwrite: bool = True) -> dict:
+    """Colorize frames as they come, dropping stale ones; show and/or record them.
+
+    Ctrl-C (or SIGTERM, which the CLI raises the same way) is how a session
+    without a window ends: it stops the loop like q does, so the recording
+    is finalised and kept and the report is returned.
+    """
     use_threads(options)
     window_name = "colorstream: original | colorized"
     if window:
@@ -221,37 +233,43 @@ def run_live(frames: Iterable[Frame], rate: Fraction, predictor: Predictor, opti
     pipeline = Pipeline(latest, build_stages(predictor, options, live=True), leaky=True, queue_size=1)
     latencies: list[float] = []
     stale = snapshots = 0
+    stopped_by = None
     started = time.perf_counter()
     with ExitStack() as stack:
         if window:
             stack.callback(cv2.destroyAllWindows)
         results = stack.enter_context(closing(pipeline.run()))
         writer = None
-        for frame in results:
-            if latest.value - frame.index > 2:  # never show a frame more than 2 frames old
-                stale += 1
-                continue
-            if record is not None and writer is None:  # the first frame tells the size
-                height, width = frame.gray.shape
-                writer = stack.enter_context(VideoWriter(record, width, height, rate, Fraction(1, 1000),
-                                                         options.codec, options.crf, options.preset))
-            if writer is not None:
-                writer.write(frame.luma, frame.chroma, int(round((frame.captured - started) * 1000)))
-            latencies.append((time.perf_counter() - frame.captured) * 1000.0)
-            if window:
-                elapsed = time.perf_counter() - started
-                view = np.hstack([frame.input_bgr(), frame.output_bgr()])
-                overlay(view, [f"{len(latencies) / elapsed:.1f} fps", f"latency {latencies[-1]:.0f} ms",
-                               f"dropped {pipeline.dropped + stale}"])
-                cv2.imshow(window_name, view)
-                key = cv2.waitKey(1) & 0xFF
-                if key in (ord("q"), 27):
-                    break
-                if key == ord("s"):
-                    snapshots += 1
-                    cv2.imwrite(str(snapshot_dir / f"colorstream_snapshot_{snapshots:03d}.png"), view)
+        try:
+            for frame in results:
+                if latest.value - frame.index > 2:  # never show a frame more than 2 frames old
+                    stale += 1
+                    continue
+                if record is not None and writer is None:  # the first frame tells the size
+                    height, width = frame.gray.shape
+                    writer = stack.enter_context(VideoWriter(record, width, height, rate, Fraction(1, 1000),
+                                                             options.codec, options.crf, options.preset,
+                                                             overwrite=overwrite))
+                if writer is not None:
+                    writer.write(frame.luma, frame.chroma, int(round((frame.captured - started) * 1000)))
+                latencies.append((time.perf_counter() - frame.captured) * 1000.0)
+                if window:
+                    elapsed = time.perf_counter() - started
+                    view = np.hstack([frame.input_bgr(), frame.output_bgr()])
+                    overlay(view, [f"{len(latencies) / elapsed:.1f} fps", f"latency {latencies[-1]:.0f} ms",
+                                   f"dropped {pipeline.dropped + stale}"])
+                    cv2.imshow(window_name, view)
+                    key = cv2.waitKey(1) & 0xFF
+                    if key in (ord("q"), 27):
+                        stopped_by = "key"
+                        break
+                    if key == ord("s"):
+                        snapshots += 1
+                        cv2.imwrite(str(snapshot_dir / f"colorstream_snapshot_{snapshots:03d}.png"), view)
+        except KeyboardInterrupt as interrupt:  # the user's way to stop: finish cleanly, keep what was made
+            stopped_by = str(interrupt) or "SIGINT"
     report = stage_report(pipeline, len(latencies), time.perf_counter() - started)
-    report.update(dropped=pipeline.dropped + stale, frames_captured=latest.value + 1)
+    report.update(dropped=pipeline.dropped + stale, frames_captured=latest.value + 1, stopped_by=stopped_by)
     if latencies:
         report["latency_ms"] = {"p50": round(float(np.percentile(latencies, 50)), 1),
                                 "p95": round(float(np.percentile(latencies, 95)), 1),

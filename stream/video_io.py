@@ -4,13 +4,13 @@ The reader decodes the first video stream with threaded decoding and skips
 damaged packets (counted). The writer encodes frames with their original
 timestamps, keeps rotation metadata, and copies audio packets from the input
 without re-encoding (transcoding only a codec the output container cannot
-hold). It writes to a hidden temporary name and renames on `close()`, so an
-interrupted run never leaves a truncated file under the final name.
+hold). It writes to a hidden temporary name of its own and renames on
+`close()`, so an interrupted run never leaves a truncated file under the
+final name, and two runs to one output never share a file.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -19,10 +19,11 @@ from typing import Iterator
 import av
 import numpy as np
 
-from colorstream import imageops
+from colorstream import files, imageops
 from colorstream.stream.frames import Frame
 
 
+OUTPUT_CONTAINERS = (".mp4", ".mkv", ".mov", ".m4v", ".avi")  # what colorize writes video into
 TEXT_FORMATS = {"tty"}  # FFmpeg renders any text file as ANSI-art "video"; that is never what a user meant
 
 
@@ -189,11 +190,24 @@ class VideoWriter:
 
     def __init__(self, path: Path, width: int, height: int, rate: Fraction, time_base: Fraction,
                  codec: str = "libx264", crf: int = 18, preset: str = "veryfast", rotation: int = 0,
-                 audio_from: Path | None = None):
+                 audio_from: Path | None = None, overwrite: bool = True):
         self.path = Path(path)
-        self.partial = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
+        self.overwrite = overwrite
         self.time_base = time_base
         self.audio: AudioPassthrough | None = None
+        try:
+            self.partial = files.temporary_sibling(self.path)  # this run's own: two runs never share one
+        except OSError as error:
+            raise MediaError(f"{self.path}: cannot write ({_reason(error)})") from None
+        self.container = None
+        try:
+            self._open(width, height, rate, codec, crf, preset, rotation, audio_from)
+        except BaseException:  # a bad setting, or an interrupt mid-way: no partial file is left
+            self.abort()
+            raise
+
+    def _open(self, width: int, height: int, rate: Fraction, codec: str, crf: int, preset: str, rotation: int,
+              audio_from: Path | None) -> None:
         try:
             self.container = av.open(str(self.partial), "w")
         except (av.FFmpegError, OSError, ValueError) as error:
@@ -201,19 +215,17 @@ class VideoWriter:
         try:
             self.stream = self.container.add_stream(codec, rate=rate)
         except (av.FFmpegError, ValueError) as error:
-            self.abort()
             raise MediaError(f"{self.path}: cannot encode with {codec!r} ({_reason(error)})") from None
         self.stream.width, self.stream.height = width, height
         factor = imageops.chroma_subsampling(height, width)
         if factor == 1 and codec not in ("libx264", "libx265"):
-            self.abort()
             raise MediaError(f"{self.path}: odd frame size {width}x{height} needs --codec libx264 or libx265")
         # 4:2:0 needs even sizes; odd sizes keep every pixel with 4:4:4 instead of cropping or padding
         self.stream.pix_fmt = "yuv420p" if factor == 2 else "yuv444p"
         neutral = np.full((height // factor, width // factor), 128, np.uint8)
         self._neutral = (neutral, neutral)
         # the encoder works in the input's time base, so every pts survives exactly (variable frame rate too)
-        self.stream.time_base = self.stream.codec_context.time_base = time_base
+        self.stream.time_base = self.stream.codec_context.time_base = self.time_base
         if codec in ("libx264", "libx265"):
             self.stream.options = {"crf": str(crf), "preset": preset}
         if rotation:
@@ -222,13 +234,13 @@ class VideoWriter:
 
     @classmethod
     def like(cls, reader: VideoReader, path: Path, codec: str = "libx264", crf: int = 18,
-             preset: str = "veryfast") -> "VideoWriter":
+             preset: str = "veryfast", overwrite: bool = True) -> "VideoWriter":
         """A writer with the reader's size, rate, time base, rotation and audio.
 
         Call it after the first frame is decoded, when the rotation is known.
         """
         return cls(path, reader.width, reader.height, reader.rate, reader.time_base, codec, crf, preset,
-                   reader.rotation, reader.path if reader.has_audio else None)
+                   reader.rotation, reader.path if reader.has_audio else None, overwrite)
 
     def __enter__(self) -> "VideoWriter":
         return self
@@ -245,10 +257,13 @@ class VideoWriter:
         """Encode one frame from its video-range Y plane and (Cb, Cr) planes; no chroma is neutral gray."""
         frame = av.VideoFrame.from_ndarray(self._planes(luma, chroma), format=self.stream.pix_fmt)
         frame.pts, frame.time_base = pts, self.time_base
-        for packet in self.stream.encode(frame):
-            self.container.mux(packet)
-        if self.audio is not None:
-            self.audio.mux_until(float(pts * self.time_base))
+        try:
+            for packet in self.stream.encode(frame):
+                self.container.mux(packet)
+            if self.audio is not None:
+                self.audio.mux_until(float(pts * self.time_base))
+        except (av.FFmpegError, OSError) as error:  # a full disk, a file size limit, a muxer's refusal
+            raise MediaError(f"{self.path}: cannot write ({_reason(error)})") from None
 
     def _planes(self, luma: np.ndarray, chroma: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
         if luma.shape != (self.stream.height, self.stream.width):
@@ -262,21 +277,29 @@ class VideoWriter:
         return np.concatenate([luma.ravel(), chroma[0].ravel(), chroma[1].ravel()]).reshape(-1, luma.shape[1])
 
     def close(self) -> None:
-        """Flush, finish the container and move it to its final name."""
-        for packet in self.stream.encode(None):
-            self.container.mux(packet)
-        if self.audio is not None:
-            self.audio.mux_until(None)
-            self.audio.close()
-        self.container.close()
-        os.replace(self.partial, self.path)
+        """Flush, finish the container and move it to its final name; on failure leave nothing behind."""
+        try:
+            for packet in self.stream.encode(None):
+                self.container.mux(packet)
+            if self.audio is not None:
+                self.audio.mux_until(None)
+                self.audio.close()
+            self.container.close()
+        except (av.FFmpegError, OSError) as error:
+            self.abort()
+            raise MediaError(f"{self.path}: cannot write ({_reason(error)})") from None
+        except BaseException:
+            self.abort()
+            raise
+        files.finish(self.partial, self.path, self.overwrite)
 
     def abort(self) -> None:
         """Drop the partial output: nothing is left under either name."""
         try:
             if self.audio is not None:
                 self.audio.close()
-            self.container.close()
+            if self.container is not None:
+                self.container.close()
         except (av.FFmpegError, OSError, ValueError):
             pass
         self.partial.unlink(missing_ok=True)

@@ -200,6 +200,7 @@ class SceneTask:
         self.data_facts = {"photos_used": {name: {split: len(paths) for split, paths in splits.items()}
                                            for name, splits in by_source.items()},
                            "validated_on": "held-out everyday photos (scenes val split), whole images"}
+        self.train_size = len(train_scenes) + len(train_faces)
         self.sampler = scene_data.SceneSampler(train_scenes, train_faces, config.scene, config.augment,
                                            [config.seed, start_step])
         self._bins = torch.from_numpy(self.bins)
@@ -240,8 +241,7 @@ def train(config: TrainConfig, resume: bool = False, command: str | None = None)
     payload = checkpoint.read(resume_path) if resume else None
     start_step = payload["resume"]["step"] if payload else 0
     task = (SceneTask if config.task == "scene" else FaceTask)(config, start_step)
-    steps_per_epoch = max(1, task.train_size // config.batch_size) if config.task == "face" else 1
-    log_dir.mkdir(parents=True, exist_ok=True)
+    steps_per_epoch = max(1, task.train_size // config.batch_size)
 
     model_config = task.model_config()
     net = build(model_config).to(device)
@@ -268,6 +268,7 @@ def train(config: TrainConfig, resume: bool = False, command: str | None = None)
 
     def snapshot(step: int, seconds: float, final: bool) -> None:
         metadata["training"].update(steps=step, seconds=round(seconds, 1))
+        log_dir.mkdir(parents=True, exist_ok=True)  # made only when there is something to put in it
         val = task.validate(net, metadata, device, final, log_dir / "samples.png")
         net.train()
         metadata["metrics"] = {"val_" + k: v for k, v in val.items()}
