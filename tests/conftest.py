@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import socketserver
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -46,16 +50,22 @@ def tiny_metadata(config) -> dict:
             "training": {"data_fingerprint": {"faces": "test"}, "command": "test"}, "metrics": {}}
 
 
+@contextlib.contextmanager
+def serving(server: socketserver.BaseServer) -> Iterator[socketserver.BaseServer]:
+    """`server` serving in a thread for the block, then shut down and closed, so no test leaves a port open."""
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.fixture(scope="module")
 def draw_server():
     """`colorstream draw`'s server with the bundled model, serving on a free port in a thread."""
-    import threading
-
     from colorstream.draw.server import DrawServer
     from colorstream.model.inference import load
 
-    server = DrawServer(("127.0.0.1", 0), load(device="cpu"))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(DrawServer(("127.0.0.1", 0), load(device="cpu"))) as server:
+        yield server

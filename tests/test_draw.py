@@ -10,6 +10,8 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
+import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
@@ -18,8 +20,9 @@ import numpy as np
 import pytest
 
 from colorstream.draw.measure import sample_canvas
-from colorstream.draw.server import MAX_BODY
+from colorstream.draw.server import MAX_BODY, DrawServer
 from colorstream.draw.sketch import MAX_SIDE, SketchError, apply_strictness, decode_sketch
+from conftest import serving
 from test_cli import assert_one_line_error, default_sigint, run
 
 
@@ -47,6 +50,18 @@ def raw_request(server, request: bytes) -> tuple[int, dict]:
         response.begin()
         assert response.getheader("Content-Type") == "application/json"
         return response.status, json.loads(response.read())
+
+
+def burst(server, body: bytes, count: int) -> list:
+    """`count` POST /invert released at once from as many threads -> their (status, headers, body)."""
+    start = threading.Barrier(count)
+
+    def one(_):
+        start.wait()
+        return post(server, body)
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(one, range(count)))
 
 
 def decode_photo(body: bytes) -> np.ndarray:
@@ -187,6 +202,33 @@ def test_concurrent_requests_all_get_their_own_answer(draw_server, canvas):
             assert decode_photo(reply).shape[:2] == ((512, 512) if body == canvas else (300, 200))
     photos = [decode_photo(reply).astype(int) for body, (_, _, reply) in zip(jobs, results) if body == canvas]
     assert all(np.abs(photo - photos[0]).max() <= 2 for photo in photos)  # no request got another's photo
+
+
+def test_a_burst_of_fifty_requests_gets_photos_or_503_and_never_a_reset(draw_server, canvas):
+    statuses = [status for status, _, _ in burst(draw_server, canvas, 50)]  # a reset would raise here
+    assert set(statuses) <= {200, 503} and 200 in statuses
+
+
+def test_requests_beyond_the_wait_limit_get_503_with_retry_after(draw_server, canvas):
+    with serving(DrawServer(("127.0.0.1", 0), draw_server.predictor, max_waiting=1)) as narrow:
+        results = burst(narrow, canvas, 20)
+    refused = [(headers, json.loads(body)) for status, headers, body in results if status == 503]
+    assert refused and len(refused) < len(results)
+    assert {status for status, _, _ in results} == {200, 503}
+    for headers, reply in refused:
+        assert headers["Retry-After"] == "1" and headers["Content-Type"] == "application/json"
+        assert "waiting for the model" in reply["error"]
+
+
+def test_inference_time_leaves_out_the_wait_for_the_model(draw_server, canvas):
+    with ThreadPoolExecutor(1) as pool:
+        with draw_server.model_lock:  # another request at the model for 600 ms
+            reply = pool.submit(post, draw_server, canvas)
+            time.sleep(0.6)
+        status, headers, _ = reply.result()
+    assert status == 200
+    assert float(headers["X-Inference-Ms"]) < 300
+    assert float(headers["X-Queue-Wait-Ms"]) >= 400  # less what it took the request to reach the lock
 
 
 def test_a_failing_model_or_a_vanished_client_does_not_stop_the_server(draw_server, canvas, monkeypatch):

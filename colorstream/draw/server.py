@@ -3,7 +3,9 @@
 Standard library only (ThreadingHTTPServer): one local user, a handful of
 requests a second. A request never touches the file system, never sees a
 stack trace, and cannot stop the server; model calls are serialised, since
-torch on a small CPU gains nothing from running two at once.
+torch on a small CPU gains nothing from running two at once. Under a burst every
+request still gets an answer: a deep listen backlog instead of connection
+resets, and 503 with Retry-After once too many requests wait for the model.
 """
 
 from __future__ import annotations
@@ -25,10 +27,16 @@ from colorstream.draw.sketch import SketchError, apply_strictness, decode_sketch
 from colorstream.model.inference import Predictor
 
 MAX_BODY = 5 * 1024 * 1024
+MAX_WAITING = 16  # ~50 ms a model call: 16 queued drain in under a second, within RETRY_AFTER_S
+RETRY_AFTER_S = 1
 STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                 ".css": "text/css; charset=utf-8"}
 SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff",
                     "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:"}
+
+
+class ModelBusy(Exception):
+    """Too many requests already wait for the model: the client should retry later."""
 
 
 def load_static() -> dict[str, tuple[bytes, str]]:
@@ -44,31 +52,50 @@ def load_static() -> dict[str, tuple[bytes, str]]:
 
 
 class DrawServer(ThreadingHTTPServer):
-    """Holds what every request shares: the predictor, its lock and the page."""
+    """Holds what every request shares: the predictor, its lock, the model's queue and the page."""
 
-    def __init__(self, address: tuple[str, int], predictor: Predictor):
-        """Binds at once (port 0 picks a free port: see `server_address`); `serve_forever` serves."""
+    request_queue_size = 128  # socketserver's 5 resets connections when a burst of clients connects at once
+
+    def __init__(self, address: tuple[str, int], predictor: Predictor, max_waiting: int = MAX_WAITING):
+        """Binds at once (port 0 picks a free port: see `server_address`); `serve_forever` serves.
+
+        At most `max_waiting` requests wait while another one uses the model;
+        more get 503 at once rather than a reply too late to be worth having.
+        """
+        if max_waiting < 0:
+            raise ValueError(f"max_waiting {max_waiting}: expected 0 or more")
         self.predictor = predictor
         self.model_lock = threading.Lock()
+        self.max_waiting = max_waiting
+        self.model_queue = threading.BoundedSemaphore(max_waiting + 1)  # the one at the model, and those waiting
         self.pages = load_static()
         super().__init__(address, DrawHandler)
         predictor.predict([np.full((64, 64), 255, np.uint8)])  # torch's first call is slow; not on the first stroke
 
-    def invert_png(self, body: bytes, strictness: float) -> bytes:
-        """A PNG sketch -> the PNG photo of the same size.
+    def invert_png(self, body: bytes, strictness: float) -> tuple[bytes, float]:
+        """A PNG sketch -> (the PNG photo of the same size, seconds spent waiting for the model lock).
+
+        Raises ModelBusy, before decoding, when `max_waiting` requests already wait.
 
         The page's canvas is framed like the model's training crop, so it is
         inverted whole: on held-out FS2K pairs framed that way, looking for
         the face first (`Predictor.invert`) scored lower and took 1.8 times
         as long (`python -m colorstream.draw.measure`).
         """
-        sketch = apply_strictness(decode_sketch(body), strictness)
-        with self.model_lock:
-            photo = self.predictor.predict([sketch])[0]
+        if not self.model_queue.acquire(blocking=False):
+            raise ModelBusy(f"busy: {self.max_waiting} requests are already waiting for the model")
+        try:
+            sketch = apply_strictness(decode_sketch(body), strictness)
+            queued = time.perf_counter()
+            with self.model_lock:
+                waited = time.perf_counter() - queued
+                photo = self.predictor.predict([sketch])[0]
+        finally:
+            self.model_queue.release()
         ok, encoded = cv2.imencode(".png", photo, [cv2.IMWRITE_PNG_COMPRESSION, 1])  # speed over bytes on localhost
         if not ok:
             raise RuntimeError("PNG encoding failed")
-        return encoded.tobytes()
+        return encoded.tobytes(), waited
 
     def handle_error(self, request, client_address) -> None:
         """A client that hangs up mid-response is routine: one line on the console, not a traceback."""
@@ -109,7 +136,10 @@ class DrawHandler(BaseHTTPRequestHandler):
             return
         started = time.perf_counter()
         try:
-            photo = self.server.invert_png(body, strictness)
+            photo, waited = self.server.invert_png(body, strictness)
+        except ModelBusy as error:  # after the body is read: closing on unread bytes would reset the connection
+            self.send_json_error(HTTPStatus.SERVICE_UNAVAILABLE, str(error), {"Retry-After": str(RETRY_AFTER_S)})
+            return
         except ValueError as error:  # a SketchError, or strictness out of range
             too_large = isinstance(error, SketchError) and error.too_large
             self.send_json_error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE if too_large else HTTPStatus.BAD_REQUEST,
@@ -119,8 +149,9 @@ class DrawHandler(BaseHTTPRequestHandler):
             self.log_error("inversion failed: %r", error)
             self.send_json_error(HTTPStatus.INTERNAL_SERVER_ERROR, "inversion failed")
             return
-        elapsed_ms = (time.perf_counter() - started) * 1000.0
-        self.send_body(HTTPStatus.OK, photo, "image/png", {"X-Inference-Ms": f"{elapsed_ms:.1f}"})
+        inference_ms = (time.perf_counter() - started - waited) * 1000.0
+        self.send_body(HTTPStatus.OK, photo, "image/png",
+                       {"X-Inference-Ms": f"{inference_ms:.1f}", "X-Queue-Wait-Ms": f"{waited * 1000.0:.1f}"})
 
     def read_png_body(self) -> bytes | None:
         """The request body, or None once a 4xx has been sent; nothing is read unless it is a PNG of fair size."""
