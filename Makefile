@@ -12,8 +12,8 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/colorstream invert samples/astronaut_pencil.png samples/astronaut_line.png -o out/demo
-	$(BIN)/colorstream colorize samples/astronaut_gray.mp4 -o out/demo/astronaut_colorized.mp4
+	$(BIN)/colorstream invert samples/astronaut_pencil.png samples/astronaut_line.png -o out/demo --overwrite
+	$(BIN)/colorstream colorize samples/astronaut_gray.mp4 -o out/demo/astronaut_colorized.mp4 --overwrite
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

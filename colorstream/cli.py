@@ -775,6 +775,10 @@ def main(argv: list[str] | None = None) -> int:
         except (UserError, CheckpointError, ValueError, PipelineError) as error:
             print(f"{command}: {error}", file=sys.stderr)
             return EXIT_FAILED
+        except OSError as error:  # what the file system refused that no check foresaw: a name too long, a full disk
+            where = f"{error.filename}: " if error.filename else ""
+            print(f"{command}: {where}{error.strerror or error}", file=sys.stderr)
+            return EXIT_FAILED
     except KeyboardInterrupt as interrupt:
         signum = getattr(interrupt, "signum", signal.SIGINT)
         print(f"{command}: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
