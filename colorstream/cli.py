@@ -348,9 +348,8 @@ def cmd_colorize(args: argparse.Namespace) -> int:
                 continue
             reports.append(report)
             print(summary_line(report, target))
-            if report.get("bad_packets"):
-                print(f"colorstream colorize: warning: {source}: {report['bad_packets']} damaged packets skipped",
-                      file=sys.stderr)
+            for warning in colorize_warnings(report):
+                print(f"colorstream colorize: warning: {source}: {warning}", file=sys.stderr)
     finally:
         if not reports:  # a failed run leaves no empty folder behind
             for folder in reversed(created):
@@ -360,6 +359,21 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     if failures:
         return EXIT_PARTIAL if reports else EXIT_FAILED
     return 0
+
+
+def colorize_warnings(report: dict) -> list[str]:
+    """What a user should know about a video that was written: damage, a cut, streams left behind."""
+    warnings = []
+    if report.get("bad_packets"):
+        warnings.append(f"{report['bad_packets']} damaged packets skipped")
+    if report.get("truncated"):
+        warnings.append(f"video ends after {report['frames']} of {report['frames_expected']} frames the file states")
+    if report.get("dropped_streams"):
+        counts = ", ".join(f"{count} {kind}" for kind, count in report["dropped_streams"].items())
+        total = sum(report["dropped_streams"].values())
+        warnings.append(f"dropped {total} stream{'s' if total > 1 else ''} ({counts}): only the first video stream "
+                        "and the audio are kept")
+    return warnings
 
 
 def summary_line(report: dict, target: Path) -> str:

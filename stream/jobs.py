@@ -122,8 +122,9 @@ def colorize_video(source: Path, target: Path, predictor: Predictor, options: Op
         reader.close()
     report = stage_report(pipeline, count, time.perf_counter() - started)
     audio_bad = writer.audio.bad_packets if writer.audio is not None else 0  # damaged audio is counted too
-    report.update(frames_with_faces=with_faces, bad_packets=reader.bad_packets + audio_bad, input=str(source),
-                  output=str(target))
+    report.update(frames_with_faces=with_faces, bad_packets=reader.bad_packets + audio_bad,
+                  frames_expected=reader.frame_count, truncated=reader.ended_early(),
+                  dropped_streams=reader.dropped_streams, input=str(source), output=str(target))
     return report
 
 

@@ -4,14 +4,16 @@ The reader decodes the first video stream with threaded decoding and skips
 damaged packets (counted). The writer encodes frames with their original
 timestamps, keeps rotation metadata, and copies audio packets from the input
 without re-encoding (transcoding only a codec the output container cannot
-hold). It writes to a hidden temporary name of its own and renames on
-`close()`, so an interrupted run never leaves a truncated file under the
-final name, and two runs to one output never share a file.
+hold, or that players do not expect in it). It writes to a hidden temporary
+name of its own and renames on `close()`, so an interrupted run never leaves
+a truncated file under the final name, and two runs to one output never
+share a file.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
@@ -78,21 +80,48 @@ class VideoReader:
             raise MediaError(f"{self.path}: video stream has no frame size")
         self.time_base: Fraction = self.stream.time_base or Fraction(1, 90000)
         self.rate: Fraction = self.stream.average_rate or self.stream.guessed_rate or Fraction(25)
-        self.frame_count: int | None = self.stream.frames or self._estimate_frames()
+        self.stated_seconds = self._stated_seconds()
+        self.frame_count: int | None = self.stream.frames or (
+            int(round(self.stated_seconds * float(self.rate))) if self.stated_seconds else None)
         self.has_audio = bool(self.container.streams.audio)
+        # only the first video stream and the audio are carried over: what else the input holds, by kind
+        self.dropped_streams = dict(Counter(stream.type for stream in self.container.streams
+                                            if stream.index != self.stream.index and stream.type != "audio"))
         self.rotation = 0  # display rotation in degrees, known once the first frame is decoded
         self.bad_packets = 0
+        self.decoded = 0
+        self.decoded_seconds = 0.0  # the time the decoded frames cover, the last one at their mean interval
 
-    def _estimate_frames(self) -> int | None:
+    def _stated_seconds(self) -> float | None:
+        """The video's length as the file states it: the stream's own, else the container's (which counts audio)."""
         if self.stream.duration:
-            return int(round(float(self.stream.duration * self.time_base * self.rate)))
+            return float(self.stream.duration * self.time_base)
+        try:  # FFmpeg's Matroska muxer states each track's length as a tag, 'HH:MM:SS.nnnnnnnnn'
+            hours, minutes, seconds = self.stream.metadata.get("DURATION", "").split(":")
+            return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+        except ValueError:
+            pass
         if self.container.duration:
-            return int(round(self.container.duration / av.time_base * float(self.rate)))
+            return self.container.duration / av.time_base
         return None
+
+    def ended_early(self) -> bool:
+        """Whether the video stopped clearly short of the length the file states: a cut or broken file.
+
+        Both the frames decoded and the time they cover must fall short, so neither a variable frame rate
+        (which skews a count estimated from the duration) nor a fine AVI time base (which inflates a stated
+        count) raises a false alarm.
+        """
+        expected = self.frame_count
+        if not expected:
+            return False
+        frames_short = self.decoded < 0.98 * expected and expected - self.decoded >= 2
+        return frames_short and (not self.stated_seconds or self.decoded_seconds < 0.98 * self.stated_seconds)
 
     def frames(self) -> Iterator[Frame]:
         """Every decodable frame in presentation order, with its own pts."""
         index = 0
+        first_pts = 0
         packets = self.container.demux(self.stream)
         while True:
             try:
@@ -113,30 +142,85 @@ class VideoReader:
                 pts = video_frame.pts
                 if pts is None:  # some containers carry none: space frames evenly
                     pts = int(round(index / (self.rate * self.time_base)))
+                if index == 0:
+                    first_pts = pts
                 gray, luma = _luminance(video_frame)
                 yield Frame(index, gray, luma, pts, self.time_base, time.perf_counter())
                 index += 1
+                self.decoded = index
+                span = float((pts - first_pts) * self.time_base)
+                self.decoded_seconds = span * index / (index - 1) if index > 1 else float(1 / self.rate)
 
     def close(self) -> None:
         self.container.close()
 
 
+# supported_codecs overstates what these muxers take: mp4 lists PCM, yet muxes it only with a known channel
+# layout (a Matroska PCM track has none) and few players read it; vorbis and truehd are experimental there.
+# Only these audio codecs are copied into them; the rest are re-encoded.
+COPYABLE_AUDIO = {"mp4": {"aac", "mp3", "ac3", "eac3", "opus", "alac", "flac"}}
+
+
+def audio_copyable(codec: str, output: av.container.OutputContainer) -> bool:
+    """Whether packets of `codec` can go into `output` as they are, rather than re-encoded."""
+    allowed = COPYABLE_AUDIO.get(output.format.name)
+    return codec in output.supported_codecs and (allowed is None or codec in allowed)
+
+
+class AudioTranscoder:
+    """Re-encodes one audio stream to the output container's default codec (AAC for mp4, mov and m4v).
+
+    Decoded frames are resampled to the sample format, layout, rate and frame size the encoder takes, and
+    stamped by the samples sent so far from the stream's first timestamp, so the audio neither drifts nor
+    carries the rounding of a coarse input time base.
+    """
+
+    def __init__(self, stream: av.audio.AudioStream, output: av.container.OutputContainer):
+        codec = av.Codec(output.default_audio_codec, "w")
+        rate = stream.rate
+        if codec.audio_rates and rate not in codec.audio_rates:  # AAC takes 13 rates: the nearest above, else below
+            rate = min(codec.audio_rates, key=lambda option: (option < stream.rate, abs(option - stream.rate)))
+        layout = stream.layout
+        if any(channel.name == "NONE" for channel in layout.channels):  # a Matroska PCM track: a count, no order
+            layout = av.AudioLayout(f"{layout.nb_channels}c")  # FFmpeg's default layout for that count
+        self.stream = output.add_stream(codec.name, rate=rate, layout=layout.name)
+        context = self.stream.codec_context
+        context.open()  # the encoder's frame size is known once it is open
+        self.resampler = av.AudioResampler(format=context.format, layout=context.layout, rate=context.sample_rate,
+                                           frame_size=context.frame_size or None)
+        self.time_base = Fraction(1, context.sample_rate)
+        self.next_pts: int | None = None
+
+    def encode(self, frame: av.AudioFrame | None) -> list[av.Packet]:
+        """The packets that `frame` completes; None flushes the resampler and the encoder."""
+        if frame is not None and self.next_pts is None:
+            start = frame.pts * frame.time_base if frame.pts is not None and frame.time_base else 0
+            self.next_pts = round(start / self.time_base)
+        packets = []
+        for resampled in self.resampler.resample(frame):
+            resampled.pts, resampled.time_base = self.next_pts, self.time_base
+            self.next_pts += resampled.samples
+            packets.extend(self.stream.encode(resampled))
+        if frame is None:
+            packets.extend(self.stream.encode(None))
+        return packets
+
+
 class AudioPassthrough:
-    """Copies every audio stream of `source` into `output`, interleaved by time with the video."""
+    """Carries every audio stream of `source` into `output`, interleaved by time with the video."""
 
     def __init__(self, source: Path, output: av.container.OutputContainer):
         self.input = av.open(str(source), metadata_errors="ignore")
         self.output = output
-        self.targets: dict[int, av.stream.Stream] = {}
-        self.transcoded: set[int] = set()
+        self.copied: dict[int, av.stream.Stream] = {}
+        self.transcoders: dict[int, AudioTranscoder] = {}
         for stream in self.input.streams.audio:
-            if stream.codec_context.name in output.supported_codecs:
-                self.targets[stream.index] = output.add_stream_from_template(stream)
-            else:  # the container cannot hold this codec: re-encode to its default
-                self.targets[stream.index] = output.add_stream(output.default_audio_codec, rate=stream.rate,
-                                                               layout=stream.layout.name)
-                self.transcoded.add(stream.index)
-        self._packets = self.input.demux(*self.input.streams.audio) if self.targets else iter(())
+            if audio_copyable(stream.codec_context.name, output):
+                self.copied[stream.index] = output.add_stream_from_template(stream)
+            else:
+                self.transcoders[stream.index] = AudioTranscoder(stream, output)
+        streams = self.input.streams.audio
+        self._packets = self.input.demux(*streams) if streams else iter(())
         self._pending: av.Packet | None = None
         self.bad_packets = 0
 
@@ -161,15 +245,15 @@ class AudioPassthrough:
                 return
             self._mux(packet)
             self._pending = None
-        for index in self.transcoded:  # end of input: flush the encoders
-            for encoded in self.targets[index].encode(None):
+        for transcoder in self.transcoders.values():  # end of input: flush the encoders
+            for encoded in transcoder.encode(None):
                 self.output.mux(encoded)
-        self.transcoded = set()
+        self.transcoders = {}
 
     def _mux(self, packet: av.Packet) -> None:
-        target = self.targets[packet.stream.index]
-        if packet.stream.index not in self.transcoded:
-            packet.stream = target
+        index = packet.stream.index
+        if index in self.copied:
+            packet.stream = self.copied[index]
             self.output.mux(packet)
             return
         try:
@@ -178,7 +262,7 @@ class AudioPassthrough:
             self.bad_packets += 1
             return
         for frame in frames:
-            for encoded in target.encode(frame):
+            for encoded in self.transcoders[index].encode(frame):
                 self.output.mux(encoded)
 
     def close(self) -> None:
@@ -230,7 +314,12 @@ class VideoWriter:
             self.stream.options = {"crf": str(crf), "preset": preset}
         if rotation:
             self.stream.set_display_rotation(rotation)
-        self.audio = AudioPassthrough(audio_from, self.container) if audio_from is not None else None
+        if audio_from is not None:
+            try:
+                self.audio = AudioPassthrough(audio_from, self.container)
+            except (av.FFmpegError, ValueError) as error:  # no encoder for the container, or none takes the audio
+                self.abort()
+                raise MediaError(f"{self.path}: cannot carry the audio over ({_reason(error)})") from None
 
     @classmethod
     def like(cls, reader: VideoReader, path: Path, codec: str = "libx264", crf: int = 18,
@@ -248,7 +337,7 @@ class VideoWriter:
     def __exit__(self, kind, error, traceback) -> bool:
         """Finish the file on success; on any failure or interrupt, leave nothing behind."""
         if kind is None:
-            self.close()
+            self.close()  # which leaves nothing behind either if finishing fails
         else:
             self.abort()
         return False

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from media import moving_face_frames, read_video, write_video
+from media import moving_face_frames, read_video, write_cut_video, write_two_video_streams, write_video
 from test_cli import assert_one_line_error, default_sigint, run
 
 
@@ -43,6 +43,21 @@ def test_colorize_several_inputs_into_a_directory_with_stats(tmp_path, clip, por
     report = json.loads(stats.read_text())
     assert report["failures"] == [] and report["files"][0]["frames"] == 15
     assert "fps" in result.stdout and "ms/frame" in result.stdout
+
+
+def test_colorize_warns_of_a_cut_video_and_of_streams_left_behind(tmp_path, tiny_checkpoint):
+    cut = write_cut_video(tmp_path)  # a faststart mp4 that states 50 frames, cut in half
+    two = write_two_video_streams(tmp_path / "two.mkv")
+    result = run("colorize", str(cut), str(two), "-o", str(tmp_path / "out"), "--model", str(tiny_checkpoint),
+                 "--quiet")
+    assert result.returncode == 0, result.stderr
+    warnings = result.stderr.splitlines()
+    decoded = len(read_video(tmp_path / "out" / "cut.mp4")[0])  # the output keeps what could be decoded
+    assert 10 <= decoded <= 40
+    assert f"colorstream colorize: warning: {cut}: video ends after {decoded} of 50 frames the file states" in warnings
+    assert (f"colorstream colorize: warning: {two}: dropped 2 streams (1 video, 1 subtitle): only the first video "
+            "stream and the audio are kept") in warnings
+    assert len(warnings) == 2
 
 
 def test_colorize_reports_each_bad_input_and_keeps_the_good(tmp_path, clip, tiny_checkpoint):

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from colorstream import imageops
-from media import face_canvas, moving_face_frames, read_video, write_video
+from media import (face_canvas, moving_face_frames, read_video, write_cut_video, write_two_video_streams,
+                   write_video)
 from colorstream.model.inference import load
 from colorstream.stream.frames import Face, Frame
 from colorstream.stream.jobs import Options, colorize_image, colorize_video
@@ -268,6 +269,61 @@ def test_colorize_keeps_every_frame_timestamp_size_and_the_audio(tmp_path, portr
     assert set(report["ms_per_frame"]) >= {"decode", "detect", "sketchify", "inference", "smoothing", "composite",
                                            "encode"}
     assert not list(tmp_path.glob(".*partial*"))
+
+
+def _audio(path) -> tuple[str, np.ndarray, int, float]:
+    """The first audio stream's codec, its decoded samples (first channel), rate and start in seconds."""
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        frames = list(container.decode(stream))
+        samples = np.concatenate([frame.to_ndarray().reshape(len(frame.layout.channels), -1)[0] for frame in frames])
+        return stream.codec_context.name, samples, stream.rate, float(frames[0].pts * frames[0].time_base)
+
+
+def test_pcm_audio_is_re_encoded_to_aac_for_mp4(tmp_path, portrait, predictor):
+    """mp4 lists PCM among its codecs, yet refuses a Matroska PCM track (no channel layout): the writer re-encodes
+    it to AAC, resampled to the encoder's sample format, in time with the video, rather than fail."""
+    source = write_video(tmp_path / "in.mkv", moving_face_frames(portrait, 20, 96, 64), audio_seconds=0.8,
+                         audio_codec="pcm_s16le", audio_layout="stereo")
+    assert _audio(source)[0] == "pcm_s16le"
+    report = colorize_video(source, tmp_path / "out.mp4", predictor, Options(), progress=False)
+    out_frames, out_times, facts = read_video(tmp_path / "out.mp4")
+    assert len(out_frames) == 20 == report["frames"] and out_frames[0].shape == (64, 96, 3)
+    assert np.allclose(out_times, np.arange(20) / 25, atol=1e-3)
+    assert [codec for codec, _ in facts["audio"]] == ["aac"] and facts["audio"][0][1] == pytest.approx(0.8, abs=0.05)
+    codec, samples, rate, start = _audio(tmp_path / "out.mp4")
+    assert rate == 16000 and start == pytest.approx(0.0, abs=0.07)  # AAC's priming samples may lead
+    spectrum = np.abs(np.fft.rfft(samples[:int(0.5 * rate)]))
+    assert np.argmax(spectrum) * rate / int(0.5 * rate) == pytest.approx(440, abs=4)  # the tone, not noise
+    assert report["bad_packets"] == 0 and not report["truncated"] and report["dropped_streams"] == {}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mkv", "out.mp4", "tiny.pt"]
+
+
+def test_a_muxer_that_refuses_only_when_finishing_leaves_no_file(tmp_path, portrait, predictor, monkeypatch):
+    monkeypatch.setattr("colorstream.stream.video_io.audio_copyable", lambda codec, output: True)  # the old guess
+    source = write_video(tmp_path / "in.mkv", moving_face_frames(portrait, 4, 96, 64), audio_seconds=0.2,
+                         audio_codec="pcm_s16le", audio_layout="stereo")
+    with pytest.raises(av.FFmpegError, match="Invalid argument"):  # mp4 takes no PCM without a channel layout
+        colorize_video(source, tmp_path / "out.mp4", predictor, Options(), progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mkv", "tiny.pt"]
+
+
+def test_a_video_cut_short_is_reported_with_the_stated_count(tmp_path, predictor):
+    cut = write_cut_video(tmp_path)
+    report = colorize_video(cut, tmp_path / "out.mp4", predictor, Options(), progress=False)
+    assert report["truncated"] and report["frames_expected"] == 50 and 10 <= report["frames"] <= 40
+    assert len(read_video(tmp_path / "out.mp4")[0]) == report["frames"]
+    whole = colorize_video(tmp_path / "whole.mp4", tmp_path / "whole_out.mp4", predictor, Options(), progress=False)
+    assert (whole["frames"], whole["frames_expected"], whole["truncated"]) == (50, 50, False)
+
+
+def test_streams_left_behind_are_counted_by_kind(tmp_path, predictor):
+    """Only the first video stream and the audio go into the output; the rest is reported, not lost silently."""
+    source = write_two_video_streams(tmp_path / "two.mkv")
+    report = colorize_video(source, tmp_path / "out.mkv", predictor, Options(), progress=False)
+    assert report["dropped_streams"] == {"video": 1, "subtitle": 1} and report["frames"] == 5
+    with av.open(str(tmp_path / "out.mkv")) as output:
+        assert [stream.type for stream in output.streams] == ["video"]
 
 
 def test_colorize_passes_faceless_frames_through_and_handles_two_faces(tmp_path, portrait, predictor):
