@@ -44,6 +44,7 @@ class BenchConfig:
     batches: tuple[int, ...] = (1, 8, 32)
     live_size: tuple[int, int] = (640, 480)
     model: str = "video"  # a bundled model's name or a checkpoint file
+    scene_model: str = "scene"  # the same, for the whole frame (with --scope frame)
     device: str = "auto"
 
 
@@ -112,7 +113,7 @@ def run_cli(argv: list[str]) -> tuple[dict, float]:
 
 
 def model_argv(config: BenchConfig) -> list[str]:
-    return ["--model", config.model, "--device", config.device]
+    return ["--model", config.model, "--scene-model", config.scene_model, "--device", config.device]
 
 
 def bench_clip(path: Path, facts: dict, options: Options, config: BenchConfig) -> dict:

@@ -270,8 +270,9 @@ def evaluate_photo_folder(args: argparse.Namespace) -> dict:
     if not photos:
         raise UserError(f"{args.photos}: no colour photos to score")
     predictor = load(args.model or VIDEO_MODEL, args.device)
-    options = Options()
-    return evaluate_photos(lambda gray: colorize_still(gray, predictor, options).output_bgr(), photos)
+    scene = load(args.scene_model, args.device, task="scene") if args.scope == "frame" else None
+    options = Options(scope=args.scope)
+    return evaluate_photos(lambda gray: colorize_still(gray, predictor, options, scene).output_bgr(), photos)
 
 
 def stream_options(args: argparse.Namespace):
@@ -280,7 +281,17 @@ def stream_options(args: argparse.Namespace):
     return Options(smoothing=args.smoothing, window=args.window, detect_every=args.detect_every,
                    detect_side=args.detect_side,
                    min_face=args.min_face, reach=args.reach, batch_frames=args.batch_frames, codec=args.codec,
-                   crf=args.crf, preset=args.preset, saturation=args.saturation, threads=args.threads)
+                   crf=args.crf, preset=args.preset, saturation=args.saturation, threads=args.threads,
+                   scope=args.scope, scene_every=args.scene_every)
+
+
+def load_models(args: argparse.Namespace):
+    """The face model, and the scene model when the whole frame is coloured (`--scope frame`)."""
+    from colorstream.model.inference import load
+
+    predictor = load(args.model, args.device)
+    scene = load(args.scene_model, args.device, task="scene") if args.scope == "frame" else None
+    return predictor, scene
 
 
 def colorize_targets(inputs: list[Path], output_arg: str) -> list[tuple[Path, Path]]:
@@ -315,7 +326,6 @@ def colorize_targets(inputs: list[Path], output_arg: str) -> list[tuple[Path, Pa
 
 def cmd_colorize(args: argparse.Namespace) -> int:
     from colorstream.imageops import IMAGE_SUFFIXES
-    from colorstream.model.inference import load
     from colorstream.stream.jobs import colorize_image, colorize_video
     from colorstream.stream.video_io import MediaError
 
@@ -333,15 +343,16 @@ def cmd_colorize(args: argparse.Namespace) -> int:
         ensure_writable_dir(folder)
     reports, failures = [], []
     try:
-        predictor = load(args.model, args.device)
+        predictor, scene = load_models(args)
         options = stream_options(args)
         for source, target in pairs:
             try:
                 if source.suffix.lower() in IMAGE_SUFFIXES:
-                    report = colorize_image(source, target, predictor, options, overwrite=args.overwrite)
+                    report = colorize_image(source, target, predictor, options, overwrite=args.overwrite,
+                                            scene=scene)
                 else:
                     report = colorize_video(source, target, predictor, options, progress=not args.quiet,
-                                            overwrite=args.overwrite)
+                                            overwrite=args.overwrite, scene=scene)
             except (MediaError, OutputError) as error:
                 failures.append(str(error))
                 print(f"colorstream colorize: {error}", file=sys.stderr)
@@ -392,7 +403,6 @@ def write_json(path: Path, data: dict) -> None:
 
 
 def cmd_live(args: argparse.Namespace) -> int:
-    from colorstream.model.inference import load
     from colorstream.stream.jobs import CameraSource, fitted, paced, run_live
     from colorstream.stream.video_io import OUTPUT_CONTAINERS, VideoReader
 
@@ -405,7 +415,7 @@ def cmd_live(args: argparse.Namespace) -> int:
         refuse_existing(record, args.overwrite)
         ensure_writable_dir(record.parent)
     check_reports([args.stats_json], ([Path(args.source)] if args.source else []) + ([record] if record else []))
-    predictor = load(args.model, args.device)
+    predictor, scene = load_models(args)
     if args.source:
         reader = VideoReader(Path(args.source))
         frames, rate, close = reader.frames(), reader.rate, reader.close
@@ -418,7 +428,7 @@ def cmd_live(args: argparse.Namespace) -> int:
         frames, rate, close = camera.frames(), camera.rate, camera.close
     try:
         report = run_live(frames, rate, predictor, stream_options(args), window=not args.no_window, record=record,
-                          overwrite=args.overwrite)
+                          overwrite=args.overwrite, scene=scene)
     finally:
         close()
     latency = report.get("latency_ms", {})
@@ -433,7 +443,6 @@ def cmd_live(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate_video(args: argparse.Namespace) -> int:
-    from colorstream.model.inference import load
     from colorstream.stream.evaluation import evaluate_video, mean_over_clips
     from colorstream.stream.pipeline import PipelineError
     from colorstream.stream.video_io import MediaError
@@ -444,13 +453,13 @@ def cmd_evaluate_video(args: argparse.Namespace) -> int:
         refuse_inputs([plots], clips)
         ensure_writable_dir(plots)
     check_reports([args.stats_json], clips)
-    predictor = load(args.model, args.device)
+    predictor, scene = load_models(args)
     reports, failures = [], []
     for clip in clips:  # a bad clip is reported and skipped: the others are still scored
         strip = plots / f"{clip.stem}_{args.smoothing}_face_ab.png" if plots is not None else None
         try:
             refuse_inputs([strip] if strip else [], clips)
-            report = evaluate_video(clip, predictor, stream_options(args), strip=strip)
+            report = evaluate_video(clip, predictor, stream_options(args), strip=strip, scene=scene)
         except (MediaError, OutputError, PipelineError) as error:
             failures.append(str(error))
             print(f"colorstream evaluate-video: {error}", file=sys.stderr)
@@ -500,6 +509,9 @@ def cmd_draw(args: argparse.Namespace) -> int:
 
 def evaluation_line(report: dict) -> str:
     return (f"{report['clip']}: PSNR {report['psnr_output']:.2f} dB (gray input {report['psnr_gray']:.2f}), "
+            f"frame a/b error {report['frame_ab_error_output']:.2f} ({report['frame_ab_error_gray']:.2f}, ratio "
+            f"{report['frame_ab_error_ratio']:.3f}), frame colourfulness {report['frame_colourfulness_output']:.1f} "
+            f"(truth {report['frame_colourfulness_truth']:.1f}), "
             f"SSIM {report['ssim_output']:.4f} ({report['ssim_gray']:.4f}), "
             f"face a/b error {report['face_ab_error_output']:.2f} ({report['face_ab_error_gray']:.2f}, "
             f"ratio {report['face_ab_error_ratio']:.3f}), mean face a*/b* {report['face_a_output']:.1f}/"
@@ -511,7 +523,8 @@ def evaluation_line(report: dict) -> str:
             f"{report['fps']} fps")
 
 
-VIDEO_MODEL = "video"  # the bundled model for colorize, live, evaluate-video and bench (VIDEO_MODEL_CARD.md)
+VIDEO_MODEL = "video"  # the bundled face model for colorize, live, evaluate-video and bench (VIDEO_MODEL_CARD.md)
+SCENE_MODEL = "scene"  # the bundled whole-frame model beside it (SCENE_MODEL_CARD.md)
 
 
 def add_model_argument(p: argparse.ArgumentParser, default: str | None, note: str = "",
@@ -540,7 +553,14 @@ def video_encoder(name: str) -> str:
 def add_stream_arguments(p: argparse.ArgumentParser) -> None:
     from colorstream.stream.smoothing import DEFAULT_SMOOTHING, SMOOTHING
 
-    add_model_argument(p, VIDEO_MODEL)
+    add_model_argument(p, VIDEO_MODEL, " for the faces")
+    p.add_argument("--scene-model", default=SCENE_MODEL, metavar="NAME|CKPT",
+                   help=f"the model that colours the whole frame (default: {SCENE_MODEL})")
+    p.add_argument("--scope", default="frame", choices=["frame", "faces"],
+                   help="colour the whole frame (the scene model, with the face model on faces), or only the "
+                        "faces (default: frame)")
+    p.add_argument("--scene-every", type=int_in(1, 30), default=3,
+                   help="run the scene model on every k-th frame; the flow carries its colour between (1-30)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="where the model runs")
     p.add_argument("--smoothing", default=DEFAULT_SMOOTHING, choices=SMOOTHING,
                    help=f"temporal smoothing of face colour (default: {DEFAULT_SMOOTHING})")
@@ -576,7 +596,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if not clips and not args.live and not args.no_live:
         raise UserError("give clips to measure, --live CLIP, or --no-live (inference alone)")
     check_reports([args.markdown, args.stats_json], clips + ([Path(args.live)] if args.live else []))
-    config = bench.BenchConfig(repeats=args.repeats, model=args.model, device=args.device, live_size=args.live_size)
+    config = bench.BenchConfig(repeats=args.repeats, model=args.model, scene_model=args.scene_model, device=args.device,
+                               live_size=args.live_size)
     live = None if args.no_live else Path(args.live) if args.live else clips[0]
     results = bench.run(clips, live, stream_options(args), config, command="colorstream " + " ".join(args.argv))
     if args.markdown:

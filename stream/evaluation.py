@@ -22,10 +22,10 @@ import numpy as np
 from colorstream import imageops, metrics, temporal
 from colorstream.files import write_image_atomic
 from colorstream.temporal import ColourDistributionConsistency
-from colorstream.model.inference import Predictor
+from colorstream.model.inference import Predictor, ScenePredictor
 from colorstream.stream.jobs import Options, colorize_video
 from colorstream.stream.strip_plot import draw_strip
-from colorstream.stream.video_io import VideoReader, VideoWriter
+from colorstream.stream.video_io import OUTPUT_CONTAINERS, VideoReader, VideoWriter
 
 
 def make_gray_clip(source: Path, target: Path, options: Options) -> None:
@@ -96,6 +96,10 @@ class ClipScores:
         sums["psnr_gray"] += metrics.psnr(gray, truth)
         sums["ssim_output"] += metrics.ssim(output, truth)
         sums["ssim_gray"] += metrics.ssim(gray, truth)
+        sums["frame_ab_output"] += metrics.ab_error(output, truth)
+        sums["frame_ab_gray"] += metrics.ab_error(gray, truth)
+        sums["frame_colourfulness_output"] += metrics.colourfulness(output)
+        sums["frame_colourfulness_truth"] += metrics.colourfulness(truth)
         faces = imageops.detect_faces(truth, min_face=self.min_face)
         ab_truth, ab_output = face_ab(truth, faces), face_ab(output, faces)  # (K, 2) each
         sums["ab_output"] += ab_distance_sum(ab_output, ab_truth)
@@ -139,6 +143,10 @@ class ClipScores:
             "frames": counts["frames"],
             "psnr_output": mean("psnr_output", "frames"), "psnr_gray": mean("psnr_gray", "frames"),
             "ssim_output": mean("ssim_output", "frames", 4), "ssim_gray": mean("ssim_gray", "frames", 4),
+            "frame_ab_error_output": mean("frame_ab_output", "frames"),
+            "frame_ab_error_gray": mean("frame_ab_gray", "frames"),
+            "frame_colourfulness_output": mean("frame_colourfulness_output", "frames", 2),
+            "frame_colourfulness_truth": mean("frame_colourfulness_truth", "frames", 2),
             "face_ab_error_output": mean("ab_output", "face_pixels"),
             "face_ab_error_gray": mean("ab_gray", "face_pixels"),
             "face_colourfulness_output": mean("colourfulness_output", "face_frames", 2),
@@ -154,22 +162,25 @@ class ClipScores:
         report.update({name: round(float(value), 2) for name, value in
                        zip(("face_a_output", "face_b_output", "face_a_truth", "face_b_truth"), overall)})
         ratio = report["face_ab_error_output"] / max(report["face_ab_error_gray"], 1e-9)
+        frame_ratio = report["frame_ab_error_output"] / max(report["frame_ab_error_gray"], 1e-9)
         excess = report["face_chroma_flicker_output"] - report["face_chroma_flicker_truth"]
-        report.update(face_ab_error_ratio=round(ratio, 3), excess_face_chroma_flicker=round(excess, 3))
+        report.update(face_ab_error_ratio=round(ratio, 3), frame_ab_error_ratio=round(frame_ratio, 3),
+                      excess_face_chroma_flicker=round(excess, 3))
         return report
 
 
 def evaluate_video(source: Path, predictor: Predictor, options: Options, workdir: Path | None = None,
-                   strip: Path | None = None) -> dict:
+                   strip: Path | None = None, scene: ScenePredictor | None = None) -> dict:
     """Scores of the colorized clip and of its grayscale input against the original colour clip.
 
     With `strip`, also writes there a PNG of the mean face a and b over time, output against truth.
     """
+    suffix = source.suffix.lower() if source.suffix.lower() in OUTPUT_CONTAINERS else ".mkv"
     with tempfile.TemporaryDirectory(dir=workdir) as scratch:
-        gray_path = Path(scratch) / f"gray{source.suffix or '.mp4'}"
-        out_path = Path(scratch) / f"colorized{source.suffix or '.mp4'}"
+        gray_path = Path(scratch) / f"gray{suffix}"
+        out_path = Path(scratch) / f"colorized{suffix}"
         make_gray_clip(source, gray_path, options)
-        run = colorize_video(gray_path, out_path, predictor, options, progress=False)
+        run = colorize_video(gray_path, out_path, predictor, options, progress=False, scene=scene)
         scores = ClipScores(options.min_face)
         for truth, gray, output in zip(_decoded(source), _decoded(gray_path), _decoded(out_path)):
             scores.add(truth, gray, output)

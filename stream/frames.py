@@ -38,6 +38,7 @@ class Frame:
     captured: float = 0.0  # time.perf_counter() when it entered the pipeline
     image: np.ndarray | None = None  # (H, W, 3) uint8 BGR, kept only from colour sources, for display
     scene_cut: bool = False
+    scene_ab: np.ndarray | None = None  # (h, w, 2) float32 Lab a/b of the whole frame, small; None: faces only
     faces: list[Face] = field(default_factory=list)
     chroma: tuple[np.ndarray, np.ndarray] | None = None  # output (Cb, Cr), video range; None: neutral gray
 

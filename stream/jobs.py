@@ -18,12 +18,12 @@ import torch
 from tqdm import tqdm
 
 from colorstream.files import write_image_atomic
-from colorstream.model.checkpoint import VIDEO_OBJECTIVE
-from colorstream.model.inference import Predictor
+from colorstream.model.checkpoint import STILLS_OBJECTIVE, VIDEO_OBJECTIVE
+from colorstream.model.inference import Predictor, ScenePredictor
 from colorstream.stream.frames import Frame
 from colorstream.stream.pipeline import Pipeline, Stage
 from colorstream.stream.smoothing import DEFAULT_SMOOTHING, FlowSmoothing, still_weight
-from colorstream.stream.stages import Composite, Detect, Infer, Sketchify, Smooth
+from colorstream.stream.stages import Composite, Detect, Infer, SceneColour, Sketchify, Smooth
 from colorstream.stream.tracking import FaceTracker
 from colorstream.stream.video_io import MediaError, VideoReader, VideoWriter
 
@@ -42,6 +42,8 @@ class Options:
     preset: str = "veryfast"
     saturation: float = 0.0  # chroma gain of the model's output; 0: the gain the checkpoint fitted for video
     threads: int = 0  # torch threads for inference; 0: one per two cores, since the other stages need the rest
+    scope: str = "frame"  # "frame": the scene model colours the whole frame, the face model the faces; "faces"
+    scene_every: int = 3  # the scene model runs on every k-th frame; flow carries its colour between (README)
 
 
 def use_threads(options: Options) -> None:
@@ -49,15 +51,22 @@ def use_threads(options: Options) -> None:
     torch.set_num_threads(options.threads or max(1, (os.cpu_count() or 2) // 2))
 
 
-def build_stages(predictor: Predictor, options: Options, live: bool) -> list[Stage]:
+def build_stages(predictor: Predictor, options: Options, live: bool, scene: ScenePredictor | None = None,
+                 still: bool = False) -> list[Stage]:
+    """The elements in order; `scene` colours the whole frame (with `options.scope` "frame"), at its stills gain
+    for a `still` image and its video gain otherwise."""
     tracker = FaceTracker(detect_every=options.detect_every, min_face=options.min_face,
                           detect_side=options.detect_side)
     per_frame = options.smoothing == "flow"  # after compositing, in frame coordinates
-    stages = [
-        Stage("detect", Detect(tracker, predictor.crop_margin, options.reach)),
+    batch = 1 if live else options.batch_frames
+    stages = [Stage("detect", Detect(tracker, predictor.crop_margin, options.reach))]
+    if scene is not None and options.scope == "frame":
+        gain = scene.saturation_gains[STILLS_OBJECTIVE if still else VIDEO_OBJECTIVE]
+        stages.append(Stage("scene", SceneColour(scene, gain, options.scene_every), batch=batch))
+    stages += [
         Stage("sketchify", Sketchify(predictor)),
         Stage("inference", Infer(predictor, options.saturation or predictor.saturation_gains[VIDEO_OBJECTIVE]),
-              batch=1 if live else options.batch_frames),
+              batch=batch),
         Stage("smoothing", Smooth("none" if per_frame else options.smoothing, options.window)),
         Stage("composite", Composite()),
     ]
@@ -72,20 +81,21 @@ def stage_report(pipeline: Pipeline, frames: int, seconds: float) -> dict:
             "ms_per_frame": per_frame, "dropped": pipeline.dropped}
 
 
-def colorize_still(image: np.ndarray, predictor: Predictor, options: Options) -> Frame:
+def colorize_still(image: np.ndarray, predictor: Predictor, options: Options,
+                   scene: ScenePredictor | None = None) -> Frame:
     """One gray or colour image through the same stages as a video frame; `output_bgr()` gives the result."""
     frames = [Frame.from_bgr(0, image)]
-    for stage in build_stages(predictor, options, live=False):
+    for stage in build_stages(predictor, options, live=False, scene=scene, still=True):
         frames = stage.process(frames)
     return frames[0]
 
 
 def colorize_image(source: Path, target: Path, predictor: Predictor, options: Options,
-                   overwrite: bool = True) -> dict:
+                   overwrite: bool = True, scene: ScenePredictor | None = None) -> dict:
     image = cv2.imread(str(source), cv2.IMREAD_COLOR)
     if image is None:
         raise MediaError(f"{source}: not a readable image")
-    frame = colorize_still(image, predictor, options)
+    frame = colorize_still(image, predictor, options, scene)
     try:
         write_image_atomic(target, frame.output_bgr(), overwrite)
     except OSError as error:
@@ -94,7 +104,7 @@ def colorize_image(source: Path, target: Path, predictor: Predictor, options: Op
 
 
 def colorize_video(source: Path, target: Path, predictor: Predictor, options: Options,
-                   progress: bool = True, overwrite: bool = True) -> dict:
+                   progress: bool = True, overwrite: bool = True, scene: ScenePredictor | None = None) -> dict:
     """Every frame of `source`, colorized, into `target` with its timestamps, rotation and audio."""
     use_threads(options)
     reader = VideoReader(source)
@@ -103,7 +113,8 @@ def colorize_video(source: Path, target: Path, predictor: Predictor, options: Op
         first = next(frames, None)  # decoding one frame tells the rotation and proves the stream decodes
         if first is None:
             raise MediaError(f"{source}: no decodable video frames")
-        pipeline = Pipeline(chain([first], frames), build_stages(predictor, options, live=False), leaky=False,
+        pipeline = Pipeline(chain([first], frames), build_stages(predictor, options, live=False, scene=scene),
+                            leaky=False,
                             queue_size=options.batch_frames * 2, source_name="decode")
         count = with_faces = 0
         started = time.perf_counter()
@@ -219,7 +230,8 @@ def overlay(image: np.ndarray, lines: list[str]) -> None:
 
 
 def run_live(frames: Iterable[Frame], rate: Fraction, predictor: Predictor, options: Options, window: bool,
-             record: Path | None = None, snapshot_dir: Path = Path("."), overwrite: bool = True) -> dict:
+             record: Path | None = None, snapshot_dir: Path = Path("."), overwrite: bool = True,
+             scene: ScenePredictor | None = None) -> dict:
     """Colorize frames as they come, dropping stale ones; show and/or record them.
 
     Ctrl-C (or SIGTERM, which the CLI raises the same way) is how a session
@@ -231,7 +243,7 @@ def run_live(frames: Iterable[Frame], rate: Fraction, predictor: Predictor, opti
     if window:
         open_window(window_name)
     latest = LatestIndex(frames)
-    pipeline = Pipeline(latest, build_stages(predictor, options, live=True), leaky=True, queue_size=1)
+    pipeline = Pipeline(latest, build_stages(predictor, options, live=True, scene=scene), leaky=True, queue_size=1)
     latencies: list[float] = []
     stale = snapshots = 0
     stopped_by = None

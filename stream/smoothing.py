@@ -95,6 +95,9 @@ class AdaptiveAverage:
 class FlowSmoothing:
     """Flow-guided blending of the output's chroma, in frame coordinates: a stage after `Composite`.
 
+    With whole-frame colour (a scene model) it smooths the whole frame; with
+    faces only, the face boxes.
+
     Face-aligned smoothing cannot remove the flicker that comes from the face
     box itself stepping at each detection (the colour patch and its feathered
     edge jump with it), so this works on the composited frame, over the face
@@ -130,8 +133,8 @@ class FlowSmoothing:
         factor = -(-block // subsampling)  # chroma pixels per small pixel
         block = factor * subsampling
         gray = _shrink(frame.gray, block)  # (h, w), the size of the shrunk chroma planes
-        faces = np.zeros(gray.shape, bool)  # (h, w) every small pixel a face box touches
-        for face in frame.faces:
+        faces = np.full(gray.shape, frame.scene_ab is not None)  # (h, w) what is coloured: the whole frame, or
+        for face in frame.faces:  # every small pixel a face box touches
             top, left = max(0, int(face.box.y // block)), max(0, int(face.box.x // block))
             bottom = max(0, int(np.ceil((face.box.y + face.box.h) / block)))
             right = max(0, int(np.ceil((face.box.x + face.box.w) / block)))

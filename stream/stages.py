@@ -1,4 +1,4 @@
-"""The colorizing elements: detect -> sketchify -> infer -> smooth -> composite.
+"""The colorizing elements: detect -> scene colour -> sketchify -> infer -> smooth -> composite.
 
 Each is a small callable over a batch of `Frame`s, run by `stream.pipeline`.
 """
@@ -8,8 +8,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from colorstream import imageops
-from colorstream.model.inference import Predictor
+from colorstream import imageops, temporal
+from colorstream.model.inference import Predictor, ScenePredictor
 from colorstream.stream.frames import Face, Frame
 from colorstream.stream.smoothing import METHODS, TrackSmoother
 from colorstream.stream.tracking import FaceTracker, SceneCutDetector
@@ -30,6 +30,45 @@ class Detect:
             frame.faces = [Face(track.id, imageops.square_box(track.box, self.margin))
                            for track in self.tracker.update(frame.gray, frame.seconds)]
         return frames
+
+
+class SceneColour:
+    """Whole-frame chroma from the scene model on every `every`-th frame (and at each scene cut); the frames
+    between carry the last prediction along the DIS flow of the gray input, at the model's working size.
+
+    The model's a/b (a quarter of its working size) is small and smooth, so
+    moving it costs far less than predicting it: every third frame on a
+    CPU keeps a 720p film faster than real time (README).
+    """
+
+    def __init__(self, predictor: ScenePredictor, saturation_gain: float, every: int = 1):
+        self.predictor, self.saturation_gain, self.every = predictor, saturation_gain, max(1, every)
+        self._previous: tuple[np.ndarray, np.ndarray] | None = None  # working-size gray, a/b
+        self._since = 0  # frames since the model last ran
+
+    def __call__(self, frames: list[Frame]) -> list[Frame]:
+        inputs = [self.predictor.prepare(frame.gray) for frame in frames]  # (h, w) uint8 each
+        fresh = []  # the frames the model sees, in one batch
+        for index, frame in enumerate(frames):
+            if frame.scene_cut or self._since % self.every == 0:
+                fresh.append(index)
+                self._since = 0
+            self._since += 1
+        predicted = self.predictor.predict_prepared(np.stack([inputs[i] for i in fresh]), self.saturation_gain) \
+            if fresh else []
+        by_index = dict(zip(fresh, predicted))
+        for index, frame in enumerate(frames):
+            frame.scene_ab = by_index[index] if index in by_index else self._carried(inputs[index])
+            self._previous = inputs[index], frame.scene_ab
+        return frames
+
+    def _carried(self, gray: np.ndarray) -> np.ndarray:
+        """The last a/b moved onto this frame along the flow (t -> t-1) of the working-size gray."""
+        gray_before, ab_before = self._previous
+        to_previous = temporal.flow(gray, gray_before, cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)  # (h, w, 2)
+        stride = gray.shape[0] // ab_before.shape[0]
+        small = cv2.resize(to_previous, (ab_before.shape[1], ab_before.shape[0]), interpolation=cv2.INTER_AREA)
+        return temporal.warp(ab_before, small / stride)
 
 
 class Sketchify:
@@ -91,12 +130,15 @@ class Smooth:
 
 
 class Composite:
-    """The frame's own luma, untouched; chroma from the model in the face regions, blended with a feathered mask.
+    """The frame's own luma, untouched; chroma from the face model in the face squares, blended with a feathered
+    mask into the scene model's chroma of the whole frame (or into gray, with `--scope faces`).
 
     Only the output's (Cb, Cr) planes are made, at their own resolution
-    (half size for 4:2:0) and only over the faces: the model never touches
-    luminance, so edges stay as sharp as the source, and frames without
-    faces cost nothing. Overlapping faces mix their chroma by weight.
+    (half size for 4:2:0): the models never touch luminance, so edges stay
+    as sharp as the source. The scene's small a/b is upsampled bilinearly:
+    chroma is low-frequency, and the luma carries the detail. With faces
+    only, just the faces' rectangle is made, and frames without faces cost
+    nothing. Overlapping faces mix their chroma by weight.
     """
 
     def __init__(self, feather: float = 0.2):
@@ -111,9 +153,13 @@ class Composite:
     def _chroma(self, frame: Frame) -> tuple[np.ndarray, np.ndarray] | None:
         height, width = frame.gray.shape
         factor = imageops.chroma_subsampling(height, width)
-        roi = self._union(frame.faces, height // factor, width // factor, factor)
-        if roi is None:
-            return None
+        plane = (height // factor, width // factor)
+        if frame.scene_ab is not None:  # the whole plane: the scene's colour, the faces' over it
+            roi = (0, 0, plane[1], plane[0])
+        else:
+            roi = self._union(frame.faces, *plane, factor)
+            if roi is None:
+                return None
         x0, y0, x1, y1 = roi  # in chroma-plane pixels
         size = (x1 - x0, y1 - y0)
         ab_sum = np.zeros((size[1], size[0], 2), np.float32)
@@ -125,12 +171,17 @@ class Composite:
         gray = frame.gray[y0 * factor:y1 * factor, x0 * factor:x1 * factor]
         if factor > 1:
             gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)  # (y1-y0, x1-x0)
-        ab = ab_sum / np.maximum(weight_sum, 1.0)[:, :, None]  # the frame's own chroma is 0
+        ab = ab_sum / np.maximum(weight_sum, 1.0)[:, :, None]  # where no face reaches, its share is 0 ...
+        if frame.scene_ab is not None:  # ... and the scene's colour fills it, through the feathered edge
+            scene = cv2.resize(frame.scene_ab, size, interpolation=cv2.INTER_LINEAR)  # (y1-y0, x1-x0, 2)
+            ab += scene * (1.0 - np.minimum(weight_sum, 1.0))[:, :, None]
         lab = cv2.merge([imageops.gray_lightness(gray), ab[:, :, 0], ab[:, :, 1]])
-        cb_face, cr_face = imageops.bgr_to_video_chroma(imageops.lab_to_bgr(lab))
-        cb = np.full((height // factor, width // factor), 128, np.uint8)
+        cb_roi, cr_roi = imageops.bgr_to_video_chroma(imageops.lab_to_bgr(lab))
+        if roi == (0, 0, plane[1], plane[0]):
+            return cb_roi, cr_roi
+        cb = np.full(plane, 128, np.uint8)
         cr = cb.copy()
-        cb[y0:y1, x0:x1], cr[y0:y1, x0:x1] = cb_face, cr_face
+        cb[y0:y1, x0:x1], cr[y0:y1, x0:x1] = cb_roi, cr_roi
         return cb, cr
 
     @staticmethod

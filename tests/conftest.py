@@ -44,6 +44,36 @@ def tiny_checkpoint(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture
+def tiny_scene_checkpoint(tmp_path: Path) -> Path:
+    """An untrained scene checkpoint whose head leans towards one warm colour, so its output is visibly coloured."""
+    path = tmp_path / "tiny_scene.pt"
+    save_tiny_scene(path)
+    return path
+
+
+def save_tiny_scene(path: Path, ab: tuple[float, float] = (30.0, 40.0), side: int = 64) -> None:
+    import torch
+
+    from colorstream import imageops
+    from colorstream.model import checkpoint
+    from colorstream.model.net import ModelConfig, build
+
+    bins = imageops.ab_gamut_bins()
+    config = ModelConfig(arch="scene", base_channels=4, levels=3, res_blocks=1, outputs=len(bins))
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        net = build(config)
+    with torch.no_grad():
+        favourite = int(np.argmin(np.linalg.norm(bins - np.array(ab), axis=1)))
+        net.head.bias[favourite] += 8.0
+    metadata = {"task": "scene", "model": config.to_dict(), "input_kind": "gray", "resolution": side,
+                "color_space": "lab-ab-bins", "ab_bins": bins.tolist(), "decode_temperature": 0.38,
+                "saturation_gains": {"colourfulness": 1.2, "ab_error": 1.0},
+                "training": {"data_fingerprint": {"scenes": "test"}, "command": "test"}, "metrics": {}}
+    checkpoint.save(path, net, metadata)
+
+
 def tiny_metadata(config) -> dict:
     return {"model": config.to_dict(), "input_kind": "pencil", "sketch_params": {"blur_sigma": 1.0},
             "normalize_sketch": True, "resolution": 32, "crop_margin": 1.4, "color_space": "rgb",

@@ -26,7 +26,7 @@ OUTPUT_STRIDE = 4  # the scene net predicts at a quarter of its input's size
 @dataclass
 class SceneAugment:
     side: tuple[float, float] = (160.0, 320.0)  # the photo's longer side is scaled to this range before cropping
-    crop: int = 160  # square training views, in model input pixels
+    crop: int = 128  # square training views, in model input pixels
     scene_fraction: float = 0.5  # share of views drawn from everyday photos rather than face photos
 
 
