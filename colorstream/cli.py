@@ -286,12 +286,16 @@ def stream_options(args: argparse.Namespace):
 
 
 def load_models(args: argparse.Namespace):
-    """The face model, and the scene model when the whole frame is coloured (`--scope frame`)."""
+    """The face model; the scene model when the whole frame is coloured (`--scope frame`); the `--reference`'s
+    palette."""
     from colorstream.model.inference import load
+    from colorstream.stream.palette import Palette
 
+    if args.reference and args.scope != "frame":
+        raise UserError("--reference steers the whole frame's colour: it needs --scope frame")
     predictor = load(args.model, args.device)
     scene = load(args.scene_model, args.device, task="scene") if args.scope == "frame" else None
-    return predictor, scene
+    return predictor, scene, Palette.read(Path(args.reference)) if args.reference else None
 
 
 def colorize_targets(inputs: list[Path], output_arg: str) -> list[tuple[Path, Path]]:
@@ -327,12 +331,16 @@ def colorize_targets(inputs: list[Path], output_arg: str) -> list[tuple[Path, Pa
 def cmd_colorize(args: argparse.Namespace) -> int:
     from colorstream.imageops import IMAGE_SUFFIXES
     from colorstream.stream.jobs import colorize_image, colorize_video
+    from colorstream.stream.keyframes import keyframe_paths
     from colorstream.stream.video_io import MediaError
 
     inputs = [Path(name) for name in args.inputs]
     pairs = colorize_targets(inputs, args.output)
     targets = [target for _, target in pairs]
-    refuse_inputs(targets, inputs)
+    keyframes = keyframe_paths(args.keyframe or [], Path(args.keyframes) if args.keyframes else None)
+    if keyframes and (len(pairs) != 1 or inputs[0].suffix.lower() in IMAGE_SUFFIXES):
+        raise UserError("keyframes belong to one video: give --keyframe/--keyframes with a single video input")
+    refuse_inputs(targets, inputs + list(keyframes.values()) + ([Path(args.reference)] if args.reference else []))
     for target in targets:
         refuse_package_path(target)
         refuse_existing(target, args.overwrite)
@@ -343,16 +351,17 @@ def cmd_colorize(args: argparse.Namespace) -> int:
         ensure_writable_dir(folder)
     reports, failures = [], []
     try:
-        predictor, scene = load_models(args)
+        predictor, scene, palette = load_models(args)
         options = stream_options(args)
         for source, target in pairs:
             try:
                 if source.suffix.lower() in IMAGE_SUFFIXES:
                     report = colorize_image(source, target, predictor, options, overwrite=args.overwrite,
-                                            scene=scene)
+                                            scene=scene, palette=palette)
                 else:
                     report = colorize_video(source, target, predictor, options, progress=not args.quiet,
-                                            overwrite=args.overwrite, scene=scene)
+                                            overwrite=args.overwrite, scene=scene, keyframes=keyframes,
+                                            palette=palette)
             except (MediaError, OutputError) as error:
                 failures.append(str(error))
                 print(f"colorstream colorize: {error}", file=sys.stderr)
@@ -402,6 +411,27 @@ def write_json(path: Path, data: dict) -> None:
         raise UserError(f"{path}: cannot write ({error.strerror})") from None
 
 
+def cmd_keyframes(args: argparse.Namespace) -> int:
+    from colorstream.stream.keyframes import export_keyframes
+
+    clip, folder = Path(args.clip), Path(args.output)
+    refuse_inputs([folder], [clip])
+    refuse_package_path(folder)
+    created = not folder.exists()
+    ensure_writable_dir(folder)
+    written = []
+    try:
+        written = export_keyframes(clip, folder, args.every, overwrite=args.overwrite)
+    finally:
+        if created and not written:
+            _remove_empty(folder)
+    for path in written:
+        print(path)
+    print(f"colorstream keyframes: {len(written)} frames to colour in {folder}; then colorize {clip} "
+          f"--keyframes {folder}", file=sys.stderr)
+    return 0
+
+
 def cmd_live(args: argparse.Namespace) -> int:
     from colorstream.stream.jobs import CameraSource, fitted, paced, run_live
     from colorstream.stream.video_io import OUTPUT_CONTAINERS, VideoReader
@@ -410,12 +440,12 @@ def cmd_live(args: argparse.Namespace) -> int:
     if record is not None:
         if record.suffix.lower() not in OUTPUT_CONTAINERS:
             raise UserError(f"{record}: give the recording one of the extensions {', '.join(OUTPUT_CONTAINERS)}")
-        refuse_inputs([record], [Path(args.source)] if args.source else [])
+        refuse_inputs([record], [Path(name) for name in (args.source, args.reference) if name])
         refuse_package_path(record)
         refuse_existing(record, args.overwrite)
         ensure_writable_dir(record.parent)
     check_reports([args.stats_json], ([Path(args.source)] if args.source else []) + ([record] if record else []))
-    predictor, scene = load_models(args)
+    predictor, scene, palette = load_models(args)
     if args.source:
         reader = VideoReader(Path(args.source))
         frames, rate, close = reader.frames(), reader.rate, reader.close
@@ -428,7 +458,7 @@ def cmd_live(args: argparse.Namespace) -> int:
         frames, rate, close = camera.frames(), camera.rate, camera.close
     try:
         report = run_live(frames, rate, predictor, stream_options(args), window=not args.no_window, record=record,
-                          overwrite=args.overwrite, scene=scene)
+                          overwrite=args.overwrite, scene=scene, palette=palette)
     finally:
         close()
     latency = report.get("latency_ms", {})
@@ -453,13 +483,15 @@ def cmd_evaluate_video(args: argparse.Namespace) -> int:
         refuse_inputs([plots], clips)
         ensure_writable_dir(plots)
     check_reports([args.stats_json], clips)
-    predictor, scene = load_models(args)
+    predictor, scene, palette = load_models(args)
     reports, failures = [], []
     for clip in clips:  # a bad clip is reported and skipped: the others are still scored
         strip = plots / f"{clip.stem}_{args.smoothing}_face_ab.png" if plots is not None else None
         try:
             refuse_inputs([strip] if strip else [], clips)
-            report = evaluate_video(clip, predictor, stream_options(args), strip=strip, scene=scene)
+            report = evaluate_video(clip, predictor, stream_options(args), strip=strip, scene=scene,
+                                    keyframes_every=args.truth_keyframes, palette=palette,
+                                    reference_frame=args.truth_reference)
         except (MediaError, OutputError, PipelineError) as error:
             failures.append(str(error))
             print(f"colorstream evaluate-video: {error}", file=sys.stderr)
@@ -511,7 +543,11 @@ def evaluation_line(report: dict) -> str:
     return (f"{report['clip']}: PSNR {report['psnr_output']:.2f} dB (gray input {report['psnr_gray']:.2f}), "
             f"frame a/b error {report['frame_ab_error_output']:.2f} ({report['frame_ab_error_gray']:.2f}, ratio "
             f"{report['frame_ab_error_ratio']:.3f}), frame colourfulness {report['frame_colourfulness_output']:.1f} "
-            f"(truth {report['frame_colourfulness_truth']:.1f}), "
+            f"(truth {report['frame_colourfulness_truth']:.1f}), last fifth ratio "
+            f"{report['last_fifth_frame_ab_error_ratio']:.3f}, "
+            + (f"paste baseline ratio {report['paste_frame_ab_error_ratio']:.3f} (last fifth "
+               f"{report['paste_last_fifth_ratio']:.3f}), output vs paste {report['frame_ab_error_vs_paste']:.3f}, "
+               if "paste_frame_ab_error_ratio" in report else "") +
             f"SSIM {report['ssim_output']:.4f} ({report['ssim_gray']:.4f}), "
             f"face a/b error {report['face_ab_error_output']:.2f} ({report['face_ab_error_gray']:.2f}, "
             f"ratio {report['face_ab_error_ratio']:.3f}), mean face a*/b* {report['face_a_output']:.1f}/"
@@ -561,6 +597,9 @@ def add_stream_arguments(p: argparse.ArgumentParser) -> None:
                         "faces (default: frame)")
     p.add_argument("--scene-every", type=int_in(1, 30), default=3,
                    help="run the scene model on every k-th frame; the flow carries its colour between (1-30)")
+    p.add_argument("--reference", metavar="IMAGE",
+                   help="a colour image of similar content (the same street, the same costume): its palette steers "
+                        "the whole frame's colour")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="where the model runs")
     p.add_argument("--smoothing", default=DEFAULT_SMOOTHING, choices=SMOOTHING,
                    help=f"temporal smoothing of face colour (default: {DEFAULT_SMOOTHING})")
@@ -740,8 +779,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output file, or a directory when several inputs are given")
     p.add_argument("--overwrite", **overwrite)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--keyframe", action="append", metavar="INDEX=IMAGE",
+                   help="a colour image of frame INDEX (decode order, from 0), coloured by hand or a colour still "
+                        "of the shot; its colour is carried through its shot (repeatable)")
+    p.add_argument("--keyframes", metavar="DIR", help="a folder of keyframes named <frame index>.png "
+                   "(as `colorstream keyframes` exports them, coloured)")
     add_stream_arguments(p)
     p.set_defaults(run=cmd_colorize)
+
+    p = commands.add_parser("keyframes", help="export one gray frame per shot (and one every N seconds in long "
+                                              "shots) as PNG, to colour by hand for colorize --keyframes")
+    p.add_argument("clip", metavar="CLIP", help="a video")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="writes DIR/<frame index>.png")
+    p.add_argument("--every", type=float_in(0.5, 3600.0), default=10.0, metavar="SECONDS",
+                   help="in a shot longer than this, also every this many seconds (default 10)")
+    p.add_argument("--overwrite", **overwrite)
+    p.set_defaults(run=cmd_keyframes)
 
     p = commands.add_parser("live", help="colorize a camera (or a file standing in for one) live")
     source = p.add_mutually_exclusive_group()
@@ -772,6 +825,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("clips", nargs="+", metavar="CLIP", help="colour video clips with faces")
     p.add_argument("--plots", metavar="DIR", help="write a strip plot of face colour over time per clip "
                    "(DIR/<clip>_<smoothing>_face_ab.png)")
+    p.add_argument("--truth-reference", type=int_in(0, 1_000_000), metavar="INDEX",
+                   help="take the true colour of frame INDEX as the --reference")
+    p.add_argument("--truth-keyframes", type=int_in(0, 1_000_000), metavar="N",
+                   help="give the true colour of frame 0 (and of every N-th frame after it; 0: frame 0 only) as "
+                        "keyframes, and score the baseline of frame 0's colour pasted on every frame beside")
     add_stream_arguments(p)
     p.set_defaults(run=cmd_evaluate_video)
 

@@ -17,6 +17,7 @@ from itertools import chain
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 
 from colorstream import imageops, metrics, temporal
@@ -24,12 +25,15 @@ from colorstream.files import write_image_atomic
 from colorstream.temporal import ColourDistributionConsistency
 from colorstream.model.inference import Predictor, ScenePredictor
 from colorstream.stream.jobs import Options, colorize_video
+from colorstream.stream.palette import Palette
 from colorstream.stream.strip_plot import draw_strip
-from colorstream.stream.video_io import OUTPUT_CONTAINERS, VideoReader, VideoWriter
+from colorstream.stream.video_io import OUTPUT_CONTAINERS, MediaError, VideoReader, VideoWriter
 
 
-def make_gray_clip(source: Path, target: Path, options: Options) -> None:
-    """The clip with its colour removed, timestamps, rotation and audio kept."""
+def make_gray_clip(source: Path, target: Path, options: Options,
+                   chroma: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+    """The clip with its colour removed, timestamps, rotation and audio kept; with `chroma` (video-range Cb, Cr
+    planes), that colour on every frame instead of gray."""
     reader = VideoReader(source)
     try:
         frames = reader.frames()
@@ -38,9 +42,38 @@ def make_gray_clip(source: Path, target: Path, options: Options) -> None:
             raise ValueError(f"{source}: no decodable video frames")
         with VideoWriter.like(reader, target, options.codec, options.crf, options.preset) as writer:
             for frame in chain([first], frames):  # lazily: a long clip never sits in memory
-                writer.write(frame.luma, None, frame.pts)
+                writer.write(frame.luma, chroma, frame.pts)
     finally:
         reader.close()
+
+
+def chroma_planes(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A BGR frame's video-range (Cb, Cr) planes at the size the writer takes them (half for 4:2:0)."""
+    height, width = image.shape[:2]
+    factor = imageops.chroma_subsampling(height, width)
+    return tuple(cv2.resize(plane, (width // factor, height // factor), interpolation=cv2.INTER_AREA)
+                 if factor > 1 else plane for plane in imageops.bgr_to_video_chroma(image))
+
+
+def truth_keyframes(source: Path, every: int, folder: Path) -> dict[int, Path]:
+    """The true colour of frame 0, and of every `every`-th frame after it (0: frame 0 only), as keyframe files."""
+    chosen = {}
+    for index, image in enumerate(_decoded(source)):
+        if index == 0 or (every and index % every == 0):
+            chosen[index] = folder / f"{index}.png"
+            cv2.imwrite(str(chosen[index]), image)
+    return chosen
+
+
+def frame_colour_errors(source: Path, path: Path) -> np.ndarray:
+    """Each frame's whole-frame Lab a/b error of a clip against its colour original, (frames,)."""
+    return np.array([metrics.ab_error(output, truth) for truth, output in zip(_decoded(source), _decoded(path))])
+
+
+def last_fifth(values: list[float] | np.ndarray) -> float:
+    """The mean over the last fifth of a clip's frames, where drift shows."""
+    values = np.asarray(values, np.float64)
+    return float(values[len(values) - max(1, len(values) // 5):].mean()) if len(values) else 0.0
 
 
 def _decoded(path: Path):
@@ -87,6 +120,7 @@ class ClipScores:
         self.counts: dict[str, int] = defaultdict(int)
         self.cdc_output, self.cdc_truth = ColourDistributionConsistency(), ColourDistributionConsistency()
         self.face_means: list[tuple[float, ...]] = []  # per frame: output a, b, truth a, b (NaN: no face)
+        self.frame_errors: list[tuple[float, float]] = []  # per frame: whole-frame a/b error of output, of gray
         self._previous: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # truth, gray luma, output
 
     def add(self, truth: np.ndarray, gray: np.ndarray, output: np.ndarray) -> None:
@@ -96,8 +130,9 @@ class ClipScores:
         sums["psnr_gray"] += metrics.psnr(gray, truth)
         sums["ssim_output"] += metrics.ssim(output, truth)
         sums["ssim_gray"] += metrics.ssim(gray, truth)
-        sums["frame_ab_output"] += metrics.ab_error(output, truth)
-        sums["frame_ab_gray"] += metrics.ab_error(gray, truth)
+        self.frame_errors.append((metrics.ab_error(output, truth), metrics.ab_error(gray, truth)))
+        sums["frame_ab_output"] += self.frame_errors[-1][0]
+        sums["frame_ab_gray"] += self.frame_errors[-1][1]
         sums["frame_colourfulness_output"] += metrics.colourfulness(output)
         sums["frame_colourfulness_truth"] += metrics.colourfulness(truth)
         faces = imageops.detect_faces(truth, min_face=self.min_face)
@@ -163,6 +198,9 @@ class ClipScores:
                        zip(("face_a_output", "face_b_output", "face_a_truth", "face_b_truth"), overall)})
         ratio = report["face_ab_error_output"] / max(report["face_ab_error_gray"], 1e-9)
         frame_ratio = report["frame_ab_error_output"] / max(report["frame_ab_error_gray"], 1e-9)
+        errors = np.array(self.frame_errors, np.float64).reshape(-1, 2)
+        report["last_fifth_frame_ab_error_ratio"] = round(last_fifth(errors[:, 0]) / max(last_fifth(errors[:, 1]),
+                                                                                          1e-9), 3)
         excess = report["face_chroma_flicker_output"] - report["face_chroma_flicker_truth"]
         report.update(face_ab_error_ratio=round(ratio, 3), frame_ab_error_ratio=round(frame_ratio, 3),
                       excess_face_chroma_flicker=round(excess, 3))
@@ -170,26 +208,54 @@ class ClipScores:
 
 
 def evaluate_video(source: Path, predictor: Predictor, options: Options, workdir: Path | None = None,
-                   strip: Path | None = None, scene: ScenePredictor | None = None) -> dict:
+                   strip: Path | None = None, scene: ScenePredictor | None = None,
+                   keyframes_every: int | None = None, palette: Palette | None = None,
+                   reference_frame: int | None = None) -> dict:
     """Scores of the colorized clip and of its grayscale input against the original colour clip.
 
     With `strip`, also writes there a PNG of the mean face a and b over time, output against truth.
+    With `keyframes_every` (0: frame 0 only; N: also every N-th frame), the true colour of those frames is
+    given as keyframes, and the trivial baseline is scored beside: frame 0's chroma on every frame, through
+    the same encoder. With `reference_frame`, the true colour of that frame steers the palette (`--reference`);
+    `palette` is a reference given as it is.
     """
     suffix = source.suffix.lower() if source.suffix.lower() in OUTPUT_CONTAINERS else ".mkv"
+    extra: dict = {}
     with tempfile.TemporaryDirectory(dir=workdir) as scratch:
         gray_path = Path(scratch) / f"gray{suffix}"
         out_path = Path(scratch) / f"colorized{suffix}"
         make_gray_clip(source, gray_path, options)
-        run = colorize_video(gray_path, out_path, predictor, options, progress=False, scene=scene)
+        keyframes = None
+        if keyframes_every is not None:
+            keyframes = truth_keyframes(source, keyframes_every, Path(scratch))
+            paste_path = Path(scratch) / f"paste{suffix}"
+            make_gray_clip(source, paste_path, options, chroma_planes(next(_decoded(source))))
+            paste = frame_colour_errors(source, paste_path)
+            extra = {"keyframes": sorted(keyframes), "paste_frame_ab_error": round(float(paste.mean()), 3),
+                     "paste_last_fifth": round(last_fifth(paste), 3)}
+        if reference_frame is not None:
+            reference = next((image for index, image in enumerate(_decoded(source)) if index == reference_frame), None)
+            if reference is None:
+                raise MediaError(f"{source}: has no frame {reference_frame} to take as the reference")
+            palette = Palette.from_image(reference)
+        run = colorize_video(gray_path, out_path, predictor, options, progress=False, scene=scene,
+                             keyframes=keyframes, palette=palette)
         scores = ClipScores(options.min_face)
         for truth, gray, output in zip(_decoded(source), _decoded(gray_path), _decoded(out_path)):
             scores.add(truth, gray, output)
+    report = scores.report()
+    if extra:
+        gray_errors = np.array(scores.frame_errors)[:, 1]
+        extra.update(paste_frame_ab_error_ratio=round(extra["paste_frame_ab_error"] / max(gray_errors.mean(), 1e-9), 3),
+                     paste_last_fifth_ratio=round(extra["paste_last_fifth"] / max(last_fifth(gray_errors), 1e-9), 3),
+                     frame_ab_error_vs_paste=round(report["frame_ab_error_output"]
+                                                   / max(extra["paste_frame_ab_error"], 1e-9), 3))
     if strip is not None:
         title = f"{source.name}: {len(scores.face_means)} frames, smoothing {options.smoothing}"
         write_image_atomic(strip, draw_strip(np.array(scores.face_means, np.float32).reshape(-1, 4), title))
     stages = run["ms_per_frame"]
     smoothing = stages["smoothing"] + stages.get("flow smoothing", 0.0)  # what every method costs, all stages
-    return {"clip": source.name, "smoothing": options.smoothing, **scores.report(), "fps": run["fps"],
+    return {"clip": source.name, "smoothing": options.smoothing, **report, **extra, "fps": run["fps"],
             "smoothing_ms_per_frame": round(smoothing, 2), "frames_with_faces": run["frames_with_faces"],
             "ms_per_frame": stages}
 

@@ -21,6 +21,8 @@ from colorstream.files import write_image_atomic
 from colorstream.model.checkpoint import STILLS_OBJECTIVE, VIDEO_OBJECTIVE
 from colorstream.model.inference import Predictor, ScenePredictor
 from colorstream.stream.frames import Frame
+from colorstream.stream.keyframes import KeyframeColour, KeyframeStage, propagate
+from colorstream.stream.palette import Palette
 from colorstream.stream.pipeline import Pipeline, Stage
 from colorstream.stream.smoothing import DEFAULT_SMOOTHING, FlowSmoothing, still_weight
 from colorstream.stream.stages import Composite, Detect, Infer, SceneColour, Sketchify, Smooth
@@ -52,9 +54,10 @@ def use_threads(options: Options) -> None:
 
 
 def build_stages(predictor: Predictor, options: Options, live: bool, scene: ScenePredictor | None = None,
-                 still: bool = False) -> list[Stage]:
+                 still: bool = False, keyframes: KeyframeColour | None = None,
+                 palette: Palette | None = None) -> list[Stage]:
     """The elements in order; `scene` colours the whole frame (with `options.scope` "frame"), at its stills gain
-    for a `still` image and its video gain otherwise."""
+    for a `still` image and its video gain otherwise; `keyframes` is the keyframes' colour, carried beforehand."""
     tracker = FaceTracker(detect_every=options.detect_every, min_face=options.min_face,
                           detect_side=options.detect_side)
     per_frame = options.smoothing == "flow"  # after compositing, in frame coordinates
@@ -62,7 +65,9 @@ def build_stages(predictor: Predictor, options: Options, live: bool, scene: Scen
     stages = [Stage("detect", Detect(tracker, predictor.crop_margin, options.reach))]
     if scene is not None and options.scope == "frame":
         gain = scene.saturation_gains[STILLS_OBJECTIVE if still else VIDEO_OBJECTIVE]
-        stages.append(Stage("scene", SceneColour(scene, gain, options.scene_every), batch=batch))
+        stages.append(Stage("scene", SceneColour(scene, gain, options.scene_every, palette), batch=batch))
+    if keyframes is not None:
+        stages.append(Stage("keyframes", KeyframeStage(keyframes)))
     stages += [
         Stage("sketchify", Sketchify(predictor)),
         Stage("inference", Infer(predictor, options.saturation or predictor.saturation_gains[VIDEO_OBJECTIVE]),
@@ -82,20 +87,21 @@ def stage_report(pipeline: Pipeline, frames: int, seconds: float) -> dict:
 
 
 def colorize_still(image: np.ndarray, predictor: Predictor, options: Options,
-                   scene: ScenePredictor | None = None) -> Frame:
+                   scene: ScenePredictor | None = None, palette: Palette | None = None) -> Frame:
     """One gray or colour image through the same stages as a video frame; `output_bgr()` gives the result."""
     frames = [Frame.from_bgr(0, image)]
-    for stage in build_stages(predictor, options, live=False, scene=scene, still=True):
+    for stage in build_stages(predictor, options, live=False, scene=scene, still=True, palette=palette):
         frames = stage.process(frames)
     return frames[0]
 
 
 def colorize_image(source: Path, target: Path, predictor: Predictor, options: Options,
-                   overwrite: bool = True, scene: ScenePredictor | None = None) -> dict:
+                   overwrite: bool = True, scene: ScenePredictor | None = None,
+                   palette: Palette | None = None) -> dict:
     image = cv2.imread(str(source), cv2.IMREAD_COLOR)
     if image is None:
         raise MediaError(f"{source}: not a readable image")
-    frame = colorize_still(image, predictor, options, scene)
+    frame = colorize_still(image, predictor, options, scene, palette)
     try:
         write_image_atomic(target, frame.output_bgr(), overwrite)
     except OSError as error:
@@ -104,17 +110,41 @@ def colorize_image(source: Path, target: Path, predictor: Predictor, options: Op
 
 
 def colorize_video(source: Path, target: Path, predictor: Predictor, options: Options,
-                   progress: bool = True, overwrite: bool = True, scene: ScenePredictor | None = None) -> dict:
-    """Every frame of `source`, colorized, into `target` with its timestamps, rotation and audio."""
+                   progress: bool = True, overwrite: bool = True, scene: ScenePredictor | None = None,
+                   keyframes: dict[int, Path] | None = None, palette: Palette | None = None) -> dict:
+    """Every frame of `source`, colorized, into `target` with its timestamps, rotation and audio.
+
+    With `keyframes` (frame index -> colour image of that frame), their colour is first carried through
+    their shots (`stream.keyframes.propagate`), and then leads wherever it reached.
+    """
     use_threads(options)
+    started = time.perf_counter()
+    carried = propagate(source, keyframes) if keyframes else None
+    propagation_seconds = time.perf_counter() - started
+    try:
+        report = _colorize_video(source, target, predictor, options, progress, overwrite, scene, carried, palette)
+    finally:
+        if carried is not None:
+            carried.close()
+    if carried is not None:
+        report["ms_per_frame"]["keyframe propagation"] = round(1000.0 * propagation_seconds / max(report["frames"], 1), 2)
+        report["seconds"] = round(report["seconds"] + propagation_seconds, 3)
+        report["fps"] = round(report["frames"] / report["seconds"], 2) if report["seconds"] else 0.0
+        report["keyframes"] = sorted(keyframes)
+    return report
+
+
+def _colorize_video(source: Path, target: Path, predictor: Predictor, options: Options, progress: bool,
+                    overwrite: bool, scene: ScenePredictor | None, keyframes: KeyframeColour | None,
+                    palette: Palette | None) -> dict:
     reader = VideoReader(source)
     try:
         frames = reader.frames()
         first = next(frames, None)  # decoding one frame tells the rotation and proves the stream decodes
         if first is None:
             raise MediaError(f"{source}: no decodable video frames")
-        pipeline = Pipeline(chain([first], frames), build_stages(predictor, options, live=False, scene=scene),
-                            leaky=False,
+        pipeline = Pipeline(chain([first], frames), build_stages(predictor, options, live=False, scene=scene,
+                                                                 keyframes=keyframes, palette=palette), leaky=False,
                             queue_size=options.batch_frames * 2, source_name="decode")
         count = with_faces = 0
         started = time.perf_counter()
@@ -231,7 +261,7 @@ def overlay(image: np.ndarray, lines: list[str]) -> None:
 
 def run_live(frames: Iterable[Frame], rate: Fraction, predictor: Predictor, options: Options, window: bool,
              record: Path | None = None, snapshot_dir: Path = Path("."), overwrite: bool = True,
-             scene: ScenePredictor | None = None) -> dict:
+             scene: ScenePredictor | None = None, palette: Palette | None = None) -> dict:
     """Colorize frames as they come, dropping stale ones; show and/or record them.
 
     Ctrl-C (or SIGTERM, which the CLI raises the same way) is how a session
@@ -243,7 +273,8 @@ def run_live(frames: Iterable[Frame], rate: Fraction, predictor: Predictor, opti
     if window:
         open_window(window_name)
     latest = LatestIndex(frames)
-    pipeline = Pipeline(latest, build_stages(predictor, options, live=True, scene=scene), leaky=True, queue_size=1)
+    pipeline = Pipeline(latest, build_stages(predictor, options, live=True, scene=scene, palette=palette), leaky=True,
+                        queue_size=1)
     latencies: list[float] = []
     stale = snapshots = 0
     stopped_by = None

@@ -133,7 +133,8 @@ class FlowSmoothing:
         factor = -(-block // subsampling)  # chroma pixels per small pixel
         block = factor * subsampling
         gray = _shrink(frame.gray, block)  # (h, w), the size of the shrunk chroma planes
-        faces = np.full(gray.shape, frame.scene_ab is not None)  # (h, w) what is coloured: the whole frame, or
+        whole = frame.scene_ab is not None or frame.keyframe_chroma is not None
+        faces = np.full(gray.shape, whole)  # (h, w) what is coloured: the whole frame, or
         for face in frame.faces:  # every small pixel a face box touches
             top, left = max(0, int(face.box.y // block)), max(0, int(face.box.x // block))
             bottom = max(0, int(np.ceil((face.box.y + face.box.h) / block)))

@@ -11,6 +11,7 @@ import numpy as np
 from colorstream import imageops, temporal
 from colorstream.model.inference import Predictor, ScenePredictor
 from colorstream.stream.frames import Face, Frame
+from colorstream.stream.palette import Palette
 from colorstream.stream.smoothing import METHODS, TrackSmoother
 from colorstream.stream.tracking import FaceTracker, SceneCutDetector
 
@@ -38,12 +39,15 @@ class SceneColour:
 
     The model's a/b (a quarter of its working size) is small and smooth, so
     moving it costs far less than predicting it: every third frame on a
-    CPU keeps a 720p film faster than real time (README).
+    CPU keeps a 720p film faster than real time (README). A `palette`
+    (`--reference`) then steers each frame's colour (`stream.palette`).
     """
 
-    def __init__(self, predictor: ScenePredictor, saturation_gain: float, every: int = 1):
+    def __init__(self, predictor: ScenePredictor, saturation_gain: float, every: int = 1,
+                 palette: Palette | None = None):
         self.predictor, self.saturation_gain, self.every = predictor, saturation_gain, max(1, every)
-        self._previous: tuple[np.ndarray, np.ndarray] | None = None  # working-size gray, a/b
+        self.palette = palette
+        self._previous: tuple[np.ndarray, np.ndarray] | None = None  # working-size gray, the model's own a/b
         self._since = 0  # frames since the model last ran
 
     def __call__(self, frames: list[Frame]) -> list[Frame]:
@@ -58,8 +62,9 @@ class SceneColour:
             if fresh else []
         by_index = dict(zip(fresh, predicted))
         for index, frame in enumerate(frames):
-            frame.scene_ab = by_index[index] if index in by_index else self._carried(inputs[index])
-            self._previous = inputs[index], frame.scene_ab
+            ab = by_index[index] if index in by_index else self._carried(inputs[index])
+            self._previous = inputs[index], ab
+            frame.scene_ab = ab if self.palette is None else self.palette.steer(inputs[index], ab)
         return frames
 
     def _carried(self, gray: np.ndarray) -> np.ndarray:
@@ -131,7 +136,8 @@ class Smooth:
 
 class Composite:
     """The frame's own luma, untouched; chroma from the face model in the face squares, blended with a feathered
-    mask into the scene model's chroma of the whole frame (or into gray, with `--scope faces`).
+    mask into the scene model's chroma of the whole frame (or into gray, with `--scope faces`); over both, the
+    keyframes' carried colour by its confidence (`stream.keyframes`).
 
     Only the output's (Cb, Cr) planes are made, at their own resolution
     (half size for 4:2:0): the models never touch luminance, so edges stay
@@ -154,7 +160,7 @@ class Composite:
         height, width = frame.gray.shape
         factor = imageops.chroma_subsampling(height, width)
         plane = (height // factor, width // factor)
-        if frame.scene_ab is not None:  # the whole plane: the scene's colour, the faces' over it
+        if frame.scene_ab is not None or frame.keyframe_chroma is not None:  # the whole plane is coloured
             roi = (0, 0, plane[1], plane[0])
         else:
             roi = self._union(frame.faces, *plane, factor)
@@ -177,6 +183,11 @@ class Composite:
             ab += scene * (1.0 - np.minimum(weight_sum, 1.0))[:, :, None]
         lab = cv2.merge([imageops.gray_lightness(gray), ab[:, :, 0], ab[:, :, 1]])
         cb_roi, cr_roi = imageops.bgr_to_video_chroma(imageops.lab_to_bgr(lab))
+        if frame.keyframe_chroma is not None:  # the archivist's colour, wherever the flow could carry it
+            keyframe = cv2.resize(frame.keyframe_chroma, size, interpolation=cv2.INTER_LINEAR) + 128.0
+            trust = cv2.resize(frame.keyframe_weight, size, interpolation=cv2.INTER_LINEAR)
+            cb_roi, cr_roi = (np.clip(trust * keyframe[:, :, i] + (1.0 - trust) * plane + 0.5, 0, 255).astype(np.uint8)
+                              for i, plane in enumerate((cb_roi, cr_roi)))
         if roi == (0, 0, plane[1], plane[0]):
             return cb_roi, cr_roi
         cb = np.full(plane, 128, np.uint8)

@@ -1,0 +1,364 @@
+"""Colour from the archivist's hand: keyframes coloured once and carried through their shot along optical flow.
+
+A keyframe is a colour image of one frame of the input (coloured by hand,
+or a colour still of the same shot); only its chroma is used, so it may
+differ from the frame in size and in tones. Before the video is colorized,
+one pass over the gray input carries each keyframe's chroma forward and
+backward through its shot (never across a scene cut):
+
+- Along DIS flow of the gray frames, shrunk to `WORK_SIDE`. Each frame keeps
+  a map of where its pixels were in the keyframe (the maps are chained frame
+  to frame), and the colour is sampled once from the keyframe through it, so
+  a long shot does not blur the colour by resampling it again and again.
+- With a confidence per pixel that is 1 on the keyframe, falls to 0 where
+  the forward-backward check fails (occlusion, content entering the frame),
+  fades with flow inconsistency and with the distance a point has moved
+  (small flow errors add up with the motion).
+- Where two keyframes bracket a frame, their colours are blended by those
+  confidences and by the distance in frames (linearly, as a colourist
+  interpolates between keyframes).
+
+The result (chroma and confidence per frame, small) goes to a temporary file,
+not memory, so an hour of film fits. While the video is colorized,
+`KeyframeStage` hands each frame its share, and the composite blends it over
+the models' colour by the confidence, blurred so there is no seam: where
+flow cannot carry colour, the scene and face models' colour shows.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from colorstream import files, imageops, temporal
+from colorstream.stream.frames import Frame
+from colorstream.stream.tracking import SceneCutDetector
+from colorstream.stream.video_io import VideoReader
+
+WORK_SIDE = 192  # propagation sees the frame shrunk to this longer side: colour is smooth, flow is cheap there
+TRAVEL_DECAY = 0.004  # confidence lost per small pixel a point travels: flow errors add up with the motion
+MISMATCH_FREE = 0.5  # forward-backward mismatch (small pixels) below which flow is trusted fully ...
+CONSISTENCY = 0.5  # ... and above it, the mismatch at which confidence falls to 1/e
+FLAT_WINDOW = (9, 9)  # the neighbourhood (small pixels) over which a keyframe's colour counts as flat or not
+FLAT_FREE = 2.0  # chroma spread (Cb/Cr levels) in that neighbourhood that still counts as flat (noise, JPEG) ...
+FLAT_CHROMA = 7.0  # ... and beyond it, the spread at which flatness falls to 1/e
+TONE_FREE = 10.0  # gray levels a pixel may differ from its place in the keyframe without doubt ...
+TONE_SCALE = 15.0  # ... and beyond that, the difference at which confidence falls to 1/e
+OUTSIDE = 3.0  # small pixels beyond the keyframe's edge whose colour is still its edge's
+EDGE_BLUR = 2.0  # Gaussian sigma (small pixels) of the confidence used for blending: no seam where flow gives up
+_EDGE_KERNEL = np.ones((5, 5), np.uint8)
+ASPECT_TOLERANCE = 0.03  # a keyframe whose aspect ratio differs more than this is not a frame of the input
+
+
+class KeyframeError(ValueError):
+    """A keyframe that cannot be used; the message is one line for the user."""
+
+
+def keyframe_paths(pairs: list[str], folder: Path | None) -> dict[int, Path]:
+    """`--keyframe INDEX=IMAGE` (repeatable) and `--keyframes DIR` (files named `<index>.png`) -> index: path."""
+    found: dict[int, Path] = {}
+
+    def add(index: int, path: Path, given: str) -> None:
+        if index in found:
+            raise KeyframeError(f"{given}: frame {index} already has the keyframe {found[index]}")
+        if not path.is_file():
+            raise KeyframeError(f"{given}: {path}: no such file")
+        found[index] = path
+
+    for pair in pairs:
+        match = re.fullmatch(r"\s*(\d+)\s*=(.+)", pair)
+        if not match:
+            raise KeyframeError(f"--keyframe {pair!r}: expected INDEX=IMAGE, e.g. 0=frame0.png (INDEX counts "
+                                "frames from 0 in decode order)")
+        add(int(match.group(1)), Path(match.group(2)), f"--keyframe {pair}")
+    if folder is not None:
+        if not folder.is_dir():
+            raise KeyframeError(f"--keyframes {folder}: no such directory")
+        for path in sorted(folder.iterdir()):
+            if path.suffix.lower() in imageops.IMAGE_SUFFIXES and path.stem.isdigit():
+                add(int(path.stem), path, f"--keyframes {folder}")
+        if not any(path.stem.isdigit() for path in folder.iterdir()):
+            raise KeyframeError(f"--keyframes {folder}: no images named <frame index>.png in it")
+    return found
+
+
+def work_size(height: int, width: int, side: int = WORK_SIDE) -> tuple[int, int]:
+    """(width, height) of the frame shrunk to `side` pixels on its longer side."""
+    scale = min(1.0, side / max(height, width))
+    return max(8, int(round(width * scale))), max(8, int(round(height * scale)))
+
+
+def keyframe_chroma(image: np.ndarray, frame_height: int, frame_width: int, size: tuple[int, int],
+                    where: str = "keyframe") -> np.ndarray:
+    """A colour image of a frame -> its video-range (Cb, Cr) minus 128 at `size` (width, height), (h, w, 2) float32.
+
+    Chroma planes, not Lab a/b: with the frame's own luma they give back the
+    keyframe's colours exactly, as copying its planes would; the keyframe's
+    own tones are never used.
+    """
+    height, width = image.shape[:2]
+    if abs(np.log((width / height) / (frame_width / frame_height))) > ASPECT_TOLERANCE:
+        raise KeyframeError(f"{where}: is {width}x{height}, but the frames are {frame_width}x{frame_height}: "
+                            "a keyframe must show the whole frame (any size, the same shape)")
+    small = cv2.resize(image[:, :, :3], size, interpolation=cv2.INTER_AREA)
+    return np.dstack(imageops.bgr_to_video_chroma(small)).astype(np.float32) - 128.0
+
+
+def read_keyframe(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise KeyframeError(f"{path}: not a readable image")
+    return image
+
+
+class KeyframeColour:
+    """Per frame, the keyframes' carried chroma and its confidence, small, in a temporary file.
+
+    Only the frames of shots with a keyframe take room: each gets a slot of
+    fixed size as it is first written, so no frame count is needed up front.
+    """
+
+    def __init__(self, size: tuple[int, int]):
+        self.width, self.height = size
+        self._record = self.height * self.width * 3  # int8 Cb and Cr, uint8 confidence
+        self._file = tempfile.TemporaryFile(prefix="colorstream-keyframes-")
+        self._slots: dict[int, int] = {}
+        self.frames = 0  # frames in the video, once the pass has seen them all
+
+    def put(self, index: int, chroma: np.ndarray, weight: np.ndarray) -> None:
+        slot = self._slots.setdefault(index, len(self._slots))
+        record = np.empty((self.height, self.width, 3), np.uint8)
+        record[..., :2] = np.clip(np.round(chroma), -127, 127).astype(np.int8).view(np.uint8)
+        record[..., 2] = np.clip(np.round(weight * 255.0), 0, 255)
+        self._file.seek(slot * self._record)
+        self._file.write(record.tobytes())
+
+    def get(self, index: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """(h, w, 2) float32 chroma (Cb, Cr minus 128) and (h, w) float32 confidence in [0, 1], or None for a frame
+        no keyframe reaches."""
+        slot = self._slots.get(index)
+        if slot is None:
+            return None
+        self._file.seek(slot * self._record)
+        record = np.frombuffer(self._file.read(self._record), np.uint8).reshape(self.height, self.width, 3)
+        return record[..., :2].view(np.int8).astype(np.float32), record[..., 2].astype(np.float32) / 255.0
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _checked_flow(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """DIS flow from `source` to `target` (where each source pixel is in the target) and each pixel's trust in
+    [0, 1]: 0 where the forward-backward check fails, fading with the mismatch above `MISMATCH_FREE`."""
+    fast = cv2.DISOPTICAL_FLOW_PRESET_FAST
+    there = temporal.flow(source, target, fast)
+    landed = temporal.warp(temporal.flow(target, source, fast), there)
+    mismatch = temporal.squared_length(there + landed)
+    occluded = mismatch > 0.01 * (temporal.squared_length(there) + temporal.squared_length(landed)) + 0.5
+    trust = np.exp(-np.maximum(0.0, np.sqrt(mismatch) - MISMATCH_FREE) / CONSISTENCY)
+    trust[occluded] = 0.0
+    return there, trust
+
+
+@dataclass
+class _Carried:
+    """One direction's state: where each pixel of the current frame was in the keyframe, and how sure that is.
+
+    Each step chains the map along the flow from the last frame, and also
+    looks straight back at the keyframe: where that direct flow passes its
+    own check and is surer, it replaces the chain. That re-finds pixels
+    the chain lost behind an occlusion (a hand passing, a mouth opening)
+    and stops drift from adding up where the content is still in view.
+    """
+
+    anchor: np.ndarray  # (h, w, 2) float32 chroma (Cb, Cr minus 128) of the keyframe
+    anchor_gray: np.ndarray  # (h, w) float32 the keyframe's frame, shrunk and softened
+    flatness: np.ndarray  # (h, w) float32 in [0, 1]: 1 where the keyframe's colour is the same all around
+    where: np.ndarray  # (h, w, 2) float32 keyframe pixel coordinates of each pixel of the current frame
+    confidence: np.ndarray  # (h, w) float32
+    age: int = 0  # frames from the keyframe
+
+    @classmethod
+    def start(cls, anchor: np.ndarray, anchor_gray: np.ndarray) -> "_Carried":
+        height, width = anchor.shape[:2]
+        mean = cv2.blur(anchor, FLAT_WINDOW)
+        spread = np.sqrt(np.maximum(0.0, cv2.blur(anchor * anchor, FLAT_WINDOW) - mean * mean).sum(axis=2))
+        flatness = np.exp(-np.maximum(0.0, spread - FLAT_FREE) / FLAT_CHROMA)
+        return cls(anchor, _soft(anchor_gray), flatness, _grid(height, width), np.ones((height, width), np.float32))
+
+    def step(self, gray: np.ndarray, gray_before: np.ndarray) -> None:
+        """Move onto `gray` from `gray_before` (the frame the state is on)."""
+        self.age += 1
+        back, trust = _checked_flow(gray, gray_before)  # w_{t->t-1}: where this frame's pixels were
+        # where the flow fails its check it is no guide (a flat wall gives it nothing to hold on to): there the
+        # point is taken to stay where it was, rather than to follow the flow's noise towards the frame's edge
+        moved = temporal.warp(self.where, back)
+        self.where = np.where((trust > 0.0)[..., None], moved, self.where)
+        confidence = temporal.warp(self.confidence, back) * trust * np.exp(-TRAVEL_DECAY * temporal.length(back))
+        soft = _soft(gray)
+        direct, direct_trust = _checked_flow(gray, self.anchor_gray.astype(np.uint8))  # straight to the keyframe
+        direct_where = _grid(*gray.shape) + direct
+        direct_trust *= self._tones_agree(soft, direct_where)  # a far match that only looks alike is not it
+        better = direct_trust > confidence
+        self.where[better] = direct_where[better]
+        # flow has nothing to hold on to in a flat region (a wall, a green screen) and fails its check there,
+        # but any nearby point of a flat colour has the right colour: keep it, if the tones still agree (what
+        # moved in front of a wall is not the wall)
+        confidence[better] = direct_trust[better]
+        self.confidence = np.maximum(confidence, self._sample(self.flatness) * self._tones_agree(soft, self.where))
+        height, width = gray.shape  # what came from beyond the keyframe's edge (a few pixels: its edge's colour)
+        outside = (self.where[..., 0] < -OUTSIDE) | (self.where[..., 0] > width - 1 + OUTSIDE) | \
+                  (self.where[..., 1] < -OUTSIDE) | (self.where[..., 1] > height - 1 + OUTSIDE)
+        self.confidence[outside] = 0.0
+
+    def _sample(self, image: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
+        """`image` (keyframe coordinates) read at each current pixel's place in the keyframe."""
+        where = self.where if where is None else where
+        return cv2.remap(image, where[..., 0], where[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+    def _tones_agree(self, soft_gray: np.ndarray, where: np.ndarray) -> np.ndarray:
+        """1 where this frame's tone matches the keyframe's at `where`, falling off beyond `TONE_FREE` levels."""
+        difference = np.abs(soft_gray - self._sample(self.anchor_gray, where))
+        return np.exp(-np.maximum(0.0, difference - TONE_FREE) / TONE_SCALE)
+
+    def colour(self) -> np.ndarray:
+        return self._sample(self.anchor)
+
+
+def _soft(gray: np.ndarray) -> np.ndarray:
+    """Gray as float32, blurred a little, so a tone comparison is not thrown by a pixel of misregistration."""
+    return cv2.GaussianBlur(gray.astype(np.float32), (0, 0), 1.0)
+
+
+def _grid(height: int, width: int) -> np.ndarray:
+    """(h, w, 2) float32 pixel coordinates (x, y)."""
+    return np.dstack(np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)))
+
+
+def _carry_through_shot(grays: list[np.ndarray], indices: list[int], anchors: dict[int, np.ndarray],
+                        store: KeyframeColour) -> None:
+    """Forward from each keyframe to the next, then backward, blending the two by confidence."""
+    carried = None
+    ages = {}  # frames from the keyframe the forward pass carried from
+    for position, index in enumerate(indices):
+        if index in anchors:
+            carried = _Carried.start(anchors[index], grays[position])
+        elif carried is not None:
+            carried.step(grays[position], grays[position - 1])
+        if carried is not None:
+            store.put(index, carried.colour(), carried.confidence)
+            ages[index] = carried.age
+    carried = None
+    for position in reversed(range(len(indices))):
+        index = indices[position]
+        if index in anchors:
+            carried = _Carried.start(anchors[index], grays[position])
+            continue  # a keyframe's own frame is its own colour
+        if carried is None:
+            continue
+        carried.step(grays[position], grays[position + 1])
+        chroma, weight = carried.colour(), carried.confidence
+        forward = store.get(index)
+        if forward is not None:  # bracketed: by confidence, and linearly in time, so the nearer keyframe leads
+            chroma_f, weight_f = forward
+            share = weight * ages[index]
+            share_f = weight_f * carried.age
+            chroma = (chroma * share[..., None] + chroma_f * share_f[..., None]) / \
+                np.maximum(share + share_f, 1e-6)[..., None]
+            weight = 1.0 - (1.0 - weight) * (1.0 - weight_f)
+        store.put(index, chroma, weight)
+
+
+def propagate(source: Path, keyframes: dict[int, Path], side: int = WORK_SIDE) -> KeyframeColour:
+    """One pass over `source`: each keyframe's colour carried through its shot (see the module's docstring).
+
+    Shots are cut where the colorizing pipeline cuts them (`SceneCutDetector`
+    on the same gray frames); only the frames of the current shot are held,
+    shrunk, so memory is bounded by the longest shot, not the film.
+    """
+    reader = VideoReader(source)
+    store = None
+    try:
+        size = work_size(reader.height, reader.width, side)
+        anchors = {index: keyframe_chroma(read_keyframe(path), reader.height, reader.width, size, str(path))
+                   for index, path in keyframes.items()}  # a bad keyframe fails before the pass
+        store = KeyframeColour(size)
+        cuts = SceneCutDetector()
+        grays: list[np.ndarray] = []
+        indices: list[int] = []
+
+        def finish_shot() -> None:
+            if any(index in anchors for index in indices):
+                _carry_through_shot(grays, indices, anchors, store)
+            grays.clear()
+            indices.clear()
+
+        for frame in reader.frames():
+            if cuts(frame.gray):
+                finish_shot()
+            grays.append(cv2.resize(frame.gray, size, interpolation=cv2.INTER_AREA))
+            indices.append(frame.index)
+            store.frames = frame.index + 1
+        finish_shot()
+        late = sorted(index for index in anchors if index >= store.frames)
+        if late:
+            raise KeyframeError(f"keyframe for frame {late[0]}: {source} has only {store.frames} frames "
+                                f"(0 to {store.frames - 1})")
+        return store
+    except BaseException:
+        if store is not None:
+            store.close()
+        raise
+    finally:
+        reader.close()
+
+
+class KeyframeStage:
+    """Hands each frame the keyframes' carried colour from the pass before: `frame.keyframe_chroma`/`keyframe_weight`.
+
+    The confidence is blurred here, so the composite's blend over the
+    models' colour has no seam where the flow gave up.
+    """
+
+    def __init__(self, colour: KeyframeColour):
+        self.colour = colour
+
+    def __call__(self, frames: list[Frame]) -> list[Frame]:
+        for frame in frames:
+            carried = self.colour.get(frame.index)
+            if carried is not None:
+                frame.keyframe_chroma, weight = carried
+                # pulled in from where the flow gave up, then softened: it reaches 0 there without a step
+                frame.keyframe_weight = cv2.GaussianBlur(cv2.erode(weight, _EDGE_KERNEL), (0, 0), EDGE_BLUR)
+        return frames
+
+
+def export_keyframes(source: Path, folder: Path, every_seconds: float = 10.0, overwrite: bool = False) -> list[Path]:
+    """The frames an archivist colours: the first of each shot, and one every `every_seconds` in a long shot.
+
+    Written as gray PNGs named `<frame index>.png`, ready for `colorize --keyframes`. Existing files are
+    refused before any is written, unless `overwrite`.
+    """
+    reader = VideoReader(source)
+    try:
+        cuts = SceneCutDetector()
+        chosen: list[Frame] = []
+        shot_start = None
+        for frame in reader.frames():
+            if cuts(frame.gray) or shot_start is None or frame.seconds - shot_start >= every_seconds:
+                shot_start = frame.seconds  # a new shot, or a long one's next step
+                chosen.append(frame)
+    finally:
+        reader.close()
+    targets = [folder / f"{frame.index}.png" for frame in chosen]
+    for target in targets:
+        files.refuse_existing(target, overwrite)
+    folder.mkdir(parents=True, exist_ok=True)
+    for frame, target in zip(chosen, targets):
+        files.write_image_atomic(target, frame.gray, overwrite)
+    return targets

@@ -1,0 +1,187 @@
+"""Keyframes carried through their shot, palette guidance, and the keyframes command, on clips made here."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from media import read_video, write_video
+from colorstream import imageops
+from colorstream.model.inference import load
+from colorstream.stream.evaluation import make_gray_clip
+from colorstream.stream.jobs import Options, colorize_video
+from colorstream.stream.keyframes import KeyframeError, export_keyframes, keyframe_chroma, keyframe_paths, propagate
+from colorstream.stream.palette import Palette
+from test_cli import assert_one_line_error, run
+
+FRAMES, CUT = 36, 26  # frames of the clip, and the first frame of its second shot
+SIZE = (128, 96)  # width, height
+
+
+def colour_clip() -> list[np.ndarray]:
+    """A red square gliding right over a textured green field; at CUT, a much darker, striped shot."""
+    rng = np.random.default_rng(0)
+    field = cv2.GaussianBlur(rng.integers(0, 255, (SIZE[1], SIZE[0] + 80), np.uint8), (0, 0), 1.5)
+    frames = []
+    for index in range(FRAMES):
+        if index < CUT:
+            tones = field[:, index:index + SIZE[0]].astype(np.float32) / 255.0  # the camera pans slowly too
+            image = np.dstack([40 + 60 * tones, 120 + 100 * tones, 40 + 60 * tones])  # BGR: green
+            x = 10 + 2 * index
+            image[30:60, x:x + 30] = (40, 40, 200)  # red
+        else:
+            stripes = 20 + 25 * (np.arange(SIZE[1]) % 12 < 6)
+            image = np.dstack([np.broadcast_to(stripes[:, None], (SIZE[1], SIZE[0]))] * 3).astype(np.float32)
+        frames.append(np.clip(image, 0, 255).astype(np.uint8))
+    return frames
+
+
+@pytest.fixture
+def shots(tmp_path):
+    frames = colour_clip()
+    truth = write_video(tmp_path / "truth.mp4", frames)
+    gray = tmp_path / "gray.mp4"
+    make_gray_clip(truth, gray, Options(crf=0))
+    cv2.imwrite(str(tmp_path / "0.png"), frames[0])
+    return frames, gray, tmp_path / "0.png"
+
+
+def ab_of(image: np.ndarray, region: tuple[slice, slice]) -> np.ndarray:
+    return imageops.bgr_to_lab(image)[region][..., 1:].reshape(-1, 2).mean(axis=0)
+
+
+def test_keyframe_colour_is_carried_through_the_shot_and_stops_at_the_cut(shots, tmp_path, tiny_checkpoint,
+                                                                          tiny_scene_checkpoint):
+    frames, gray, keyframe = shots
+    out = tmp_path / "out.mp4"
+    report = colorize_video(gray, out, load(tiny_checkpoint, "cpu"), Options(scope="frame"), progress=False,
+                            scene=load(tiny_scene_checkpoint, "cpu", task="scene"), keyframes={0: keyframe})
+    assert report["keyframes"] == [0] and "keyframe propagation" in report["ms_per_frame"]
+    output = read_video(out)[0]
+    assert len(output) == FRAMES
+    at = 20
+    x = 10 + 2 * at
+    square = (slice(36, 54), slice(x + 6, x + 24))
+    assert ab_of(output[at], square)[0] > 25  # the square, 40 pixels from where the keyframe had it, is red
+    field = (slice(70, 90), slice(90, 120))
+    assert ab_of(output[at], field)[0] < -15  # the field stays green
+    assert np.abs(ab_of(output[at], square) - ab_of(frames[at], square)).max() < 12
+    # what the square uncovered was never in the keyframe: the model's warm colour, not red and not green
+    uncovered = ab_of(output[at], (slice(36, 54), slice(x - 14, x - 6)))
+    assert uncovered[1] > 10 and uncovered[0] < 25
+    # after the cut the keyframe's colour is gone: the model's own
+    after = ab_of(output[CUT + 4], (slice(10, 86), slice(10, 118)))
+    assert after[0] > 5 and after[1] > 10
+
+
+def test_keyframes_bracketing_a_frame_share_it(shots):
+    frames, gray, keyframe = shots
+    late = keyframe.with_name("20.png")
+    recoloured = frames[20].copy()
+    recoloured[..., 0], recoloured[..., 2] = frames[20][..., 2], frames[20][..., 0]  # red <-> blue
+    cv2.imwrite(str(late), recoloured)
+    carried = propagate(gray, {0: keyframe, 20: late})  # the clip is small: carried at its own size
+
+    def square_cr(index: int) -> float:
+        chroma, weight = carried.get(index)
+        x = 10 + 2 * index
+        assert weight[36:54, x + 6:x + 24].mean() > 0.5
+        return float(chroma[36:54, x + 6:x + 24, 1].mean())  # Cr: high for red, low for blue
+
+    try:
+        assert carried.frames == FRAMES and carried.get(0)[1].min() == pytest.approx(1.0)
+        red, blue = square_cr(1), square_cr(19)  # blue's Cr is low, red's high
+        assert red > blue + 30
+        assert square_cr(3) > (red + blue) / 2 > square_cr(17)  # each keyframe leads near itself ...
+        assert red > square_cr(10) > blue  # ... and they share the frames between
+        assert carried.get(30) is None  # the second shot: no keyframe reaches it
+    finally:
+        carried.close()
+
+
+def test_keyframe_arguments_are_checked(tmp_path, shots):
+    frames, gray, keyframe = shots
+    with pytest.raises(KeyframeError, match="expected INDEX=IMAGE"):
+        keyframe_paths(["first=frame.png"], None)
+    with pytest.raises(KeyframeError, match="no such file"):
+        keyframe_paths([f"3={tmp_path / 'absent.png'}"], None)
+    with pytest.raises(KeyframeError, match="already has the keyframe"):
+        keyframe_paths([f"0={keyframe}", f"0={keyframe}"], None)
+    folder = tmp_path / "keys"
+    folder.mkdir()
+    with pytest.raises(KeyframeError, match="no images named"):
+        keyframe_paths([], folder)
+    cv2.imwrite(str(folder / "12.png"), frames[12])
+    assert keyframe_paths([f"0={keyframe}"], folder) == {0: keyframe, 12: folder / "12.png"}
+    with pytest.raises(KeyframeError, match="the frames are 128x96"):
+        keyframe_chroma(np.zeros((100, 100, 3), np.uint8), 96, 128, (64, 48))
+    assert keyframe_chroma(cv2.resize(frames[0], (256, 192)), 96, 128, (64, 48)).shape == (48, 64, 2)
+    with pytest.raises(KeyframeError, match="has only 36 frames"):
+        propagate(gray, {40: keyframe})
+
+
+def test_colorize_keyframe_errors_are_one_line(tmp_path, shots, tiny_checkpoint, tiny_scene_checkpoint):
+    frames, gray, keyframe = shots
+    models = ["--model", str(tiny_checkpoint), "--scene-model", str(tiny_scene_checkpoint), "--quiet"]
+    out = str(tmp_path / "o.mp4")
+    assert_one_line_error(run("colorize", str(gray), "-o", out, "--keyframe", "x=1.png", *models), "INDEX=IMAGE")
+    assert_one_line_error(run("colorize", str(gray), "-o", out, "--keyframe", "0=none.png", *models), "no such file")
+    assert_one_line_error(run("colorize", str(gray), "-o", out, "--keyframe", f"99={keyframe}", *models),
+                          "has only 36 frames")
+    square = tmp_path / "square.png"
+    cv2.imwrite(str(square), np.zeros((50, 50, 3), np.uint8))
+    assert_one_line_error(run("colorize", str(gray), "-o", out, "--keyframe", f"0={square}", *models),
+                          "a keyframe must show the whole frame")
+    assert not (tmp_path / "o.mp4").exists()
+    result = run("colorize", str(gray), "-o", out, "--keyframe", f"0={keyframe}", *models)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_keyframes_command_exports_a_frame_per_shot_and_per_long_stretch(tmp_path, shots):
+    frames, gray, keyframe = shots
+    written = export_keyframes(gray, tmp_path / "keys", every_seconds=0.5)  # 25 fps: every 12.5 frames
+    assert [path.name for path in written] == ["0.png", "13.png", "26.png"]  # 26: the first after the cut
+    assert cv2.imread(str(written[2]), cv2.IMREAD_UNCHANGED).shape == (96, 128)
+    result = run("keyframes", str(gray), "-o", str(tmp_path / "keys"))
+    assert_one_line_error(result, "already exists")
+    result = run("keyframes", str(gray), "-o", str(tmp_path / "cli"), "--every", "100")
+    assert result.returncode == 0, result.stderr
+    assert sorted(path.name for path in (tmp_path / "cli").iterdir()) == ["0.png", "26.png"]
+
+
+def test_palette_steers_towards_what_the_reference_knows_and_leaves_the_rest():
+    reference = np.zeros((90, 120, 3), np.uint8)
+    reference[:45] = (220, 160, 90)  # a bright blue sky above ...
+    reference[45:] = (40, 110, 50)  # ... dark green grass below
+    palette = Palette.from_image(reference)
+    gray = imageops.to_gray(reference)
+    ab = np.zeros((45, 60, 2), np.float32)  # the model's guess: gray
+    steered = palette.steer(gray, ab)
+    sky, grass = steered[:15].mean(axis=(0, 1)), steered[-15:].mean(axis=(0, 1))
+    assert sky[1] < -15 and grass[0] < -15
+    unknown = np.full((90, 120), 235, np.uint8)  # a tone the reference does not have: no opinion
+    assert np.allclose(palette.steer(unknown, ab + 7.0), ab + 7.0)
+
+
+def test_a_reference_steers_colorize_and_live(tmp_path, shots, tiny_checkpoint, tiny_scene_checkpoint):
+    frames, gray, keyframe = shots
+    models = ["--model", str(tiny_checkpoint), "--scene-model", str(tiny_scene_checkpoint)]
+    plain, guided = tmp_path / "plain.mp4", tmp_path / "guided.mp4"
+    assert run("colorize", str(gray), "-o", str(plain), *models, "--quiet").returncode == 0
+    assert run("colorize", str(gray), "-o", str(guided), "--reference", str(keyframe), *models,
+               "--quiet").returncode == 0
+    field = (slice(70, 90), slice(90, 120))
+    truth = ab_of(frames[10], field)
+    plain_error = np.linalg.norm(ab_of(read_video(plain)[0][10], field) - truth)
+    guided_error = np.linalg.norm(ab_of(read_video(guided)[0][10], field) - truth)
+    assert guided_error < plain_error - 5
+    stats = tmp_path / "live.json"
+    result = run("live", "--source", str(gray), "--no-window", "--reference", str(keyframe), "--stats-json",
+                 str(stats), *models)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(stats.read_text())["frames"] > 0
+    assert_one_line_error(run("colorize", str(gray), "-o", str(tmp_path / "x.mp4"), "--reference", str(keyframe),
+                              "--scope", "faces", *models), "needs --scope frame")
