@@ -129,7 +129,8 @@ class SceneNet(nn.Module):
         self.context = nn.Sequential(nn.Linear(widths[-1], widths[-1]), nn.ReLU(inplace=True),
                                      nn.Linear(widths[-1], widths[-1]))
         # the decoder climbs back to a quarter of the input's size: fine enough for chroma
-        self.up_narrow = nn.ModuleList(nn.Conv2d(widths[i + 1], widths[i], 1) for i in reversed(range(1, config.levels - 1)))
+        self.up_narrow = nn.ModuleList(nn.Conv2d(widths[i + 1], widths[i], 1)
+                                       for i in reversed(range(1, config.levels - 1)))
         self.up_fuse = nn.ModuleList(
             nn.Sequential(conv_bn_relu(2 * widths[i], widths[i]), conv_bn_relu(widths[i], widths[i]))
             for i in reversed(range(1, config.levels - 1)))

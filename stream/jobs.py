@@ -127,7 +127,8 @@ def colorize_video(source: Path, target: Path, predictor: Predictor, options: Op
         if carried is not None:
             carried.close()
     if carried is not None:
-        report["ms_per_frame"]["keyframe propagation"] = round(1000.0 * propagation_seconds / max(report["frames"], 1), 2)
+        per_frame = 1000.0 * propagation_seconds / max(report["frames"], 1)
+        report["ms_per_frame"]["keyframe propagation"] = round(per_frame, 2)
         report["seconds"] = round(report["seconds"] + propagation_seconds, 3)
         report["fps"] = round(report["frames"] / report["seconds"], 2) if report["seconds"] else 0.0
         report["keyframes"] = sorted(keyframes)

@@ -58,7 +58,8 @@ def write_clip(path: Path, frames: list[np.ndarray], rate: int = 25) -> None:
 def main(argv: list[str] | None = None) -> None:
     from colorstream.training.scenes import read_images, split_photos
 
-    parser = argparse.ArgumentParser(prog="python -m colorstream.stream.pan_clips", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m colorstream.stream.pan_clips",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("photos", type=Path, help="a folder of colour photos")
     parser.add_argument("-o", "--output", type=Path, required=True, help="folder for pan_<n>.mp4")
     parser.add_argument("--split", default="test", choices=["train", "val", "test"],
