@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -29,12 +30,18 @@ def flow(source: np.ndarray, target: np.ndarray, preset: int = cv2.DISOPTICAL_FL
     return instances[preset].calc(np.ascontiguousarray(source), np.ascontiguousarray(target), None)
 
 
+@lru_cache(maxsize=8)
+def pixel_grid(height: int, width: int) -> np.ndarray:
+    """(H, W, 2) float32 pixel coordinates (x, y); shared, so never written to."""
+    grid = np.dstack(np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)))
+    grid.flags.writeable = False
+    return grid
+
+
 def warp(image: np.ndarray, flow_field: np.ndarray) -> np.ndarray:
     """`image` sampled at x + flow(x) (bilinear, border replicated); same shape and dtype as `image`."""
-    height, width = flow_field.shape[:2]
-    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-    return cv2.remap(image, grid_x + flow_field[..., 0], grid_y + flow_field[..., 1], cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE)
+    target = pixel_grid(*flow_field.shape[:2]) + flow_field
+    return cv2.remap(image, target[..., 0], target[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def occlusion_mask(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:

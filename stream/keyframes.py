@@ -41,6 +41,7 @@ from colorstream.stream.tracking import SceneCutDetector
 from colorstream.stream.video_io import VideoReader
 
 WORK_SIDE = 192  # propagation sees the frame shrunk to this longer side: colour is smooth, flow is cheap there
+FLOW_PRESET = cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST  # the most faithful inside plain regions, and the cheapest
 TRAVEL_DECAY = 0.004  # confidence lost per small pixel a point travels: flow errors add up with the motion
 MISMATCH_FREE = 0.5  # forward-backward mismatch (small pixels) below which flow is trusted fully ...
 CONSISTENCY = 0.5  # ... and above it, the mismatch at which confidence falls to 1/e
@@ -49,6 +50,9 @@ FLAT_FREE = 2.0  # chroma spread (Cb/Cr levels) in that neighbourhood that still
 FLAT_CHROMA = 7.0  # ... and beyond it, the spread at which flatness falls to 1/e
 TONE_FREE = 10.0  # gray levels a pixel may differ from its place in the keyframe without doubt ...
 TONE_SCALE = 15.0  # ... and beyond that, the difference at which confidence falls to 1/e
+CORRECTION = 3.0  # small pixels: how far the direct look at the keyframe may move a point the chain still holds
+REACQUIRE = 0.5  # a point the chain holds less surely than this may be re-found anywhere by the direct look
+FILL_SIGMA = 6.0  # small pixels: how far the motion of trusted points reaches into a region the flow cannot read
 OUTSIDE = 3.0  # small pixels beyond the keyframe's edge whose colour is still its edge's
 EDGE_BLUR = 2.0  # Gaussian sigma (small pixels) of the confidence used for blending: no seam where flow gives up
 _EDGE_KERNEL = np.ones((5, 5), np.uint8)
@@ -155,9 +159,8 @@ class KeyframeColour:
 def _checked_flow(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """DIS flow from `source` to `target` (where each source pixel is in the target) and each pixel's trust in
     [0, 1]: 0 where the forward-backward check fails, fading with the mismatch above `MISMATCH_FREE`."""
-    fast = cv2.DISOPTICAL_FLOW_PRESET_FAST
-    there = temporal.flow(source, target, fast)
-    landed = temporal.warp(temporal.flow(target, source, fast), there)
+    there = temporal.flow(source, target, FLOW_PRESET)
+    landed = temporal.warp(temporal.flow(target, source, FLOW_PRESET), there)
     mismatch = temporal.squared_length(there + landed)
     occluded = mismatch > 0.01 * (temporal.squared_length(there) + temporal.squared_length(landed)) + 0.5
     trust = np.exp(-np.maximum(0.0, np.sqrt(mismatch) - MISMATCH_FREE) / CONSISTENCY)
@@ -177,7 +180,8 @@ class _Carried:
     """
 
     anchor: np.ndarray  # (h, w, 2) float32 chroma (Cb, Cr minus 128) of the keyframe
-    anchor_gray: np.ndarray  # (h, w) float32 the keyframe's frame, shrunk and softened
+    anchor_small: np.ndarray  # (h, w) uint8 the keyframe's frame, shrunk
+    anchor_gray: np.ndarray  # (h, w) float32 the same, softened, for comparing tones
     flatness: np.ndarray  # (h, w) float32 in [0, 1]: 1 where the keyframe's colour is the same all around
     where: np.ndarray  # (h, w, 2) float32 keyframe pixel coordinates of each pixel of the current frame
     confidence: np.ndarray  # (h, w) float32
@@ -189,22 +193,28 @@ class _Carried:
         mean = cv2.blur(anchor, FLAT_WINDOW)
         spread = np.sqrt(np.maximum(0.0, cv2.blur(anchor * anchor, FLAT_WINDOW) - mean * mean).sum(axis=2))
         flatness = np.exp(-np.maximum(0.0, spread - FLAT_FREE) / FLAT_CHROMA)
-        return cls(anchor, _soft(anchor_gray), flatness, _grid(height, width), np.ones((height, width), np.float32))
+        return cls(anchor, anchor_gray, _soft(anchor_gray), flatness, temporal.pixel_grid(height, width).copy(),
+                   np.ones((height, width), np.float32))
 
     def step(self, gray: np.ndarray, gray_before: np.ndarray) -> None:
         """Move onto `gray` from `gray_before` (the frame the state is on)."""
         self.age += 1
         back, trust = _checked_flow(gray, gray_before)  # w_{t->t-1}: where this frame's pixels were
-        # where the flow fails its check it is no guide (a flat wall gives it nothing to hold on to): there the
-        # point is taken to stay where it was, rather than to follow the flow's noise towards the frame's edge
-        moved = temporal.warp(self.where, back)
-        self.where = np.where((trust > 0.0)[..., None], moved, self.where)
+        # where the flow fails its check it is no guide (a flat wall or a plain shirt gives it nothing to hold
+        # on to): there a point moves as the trusted points around it do, not with the flow's noise
+        reliable = (trust > 0.0).astype(np.float32)
+        around = cv2.GaussianBlur(reliable, (0, 0), FILL_SIGMA)[..., None]
+        filled = cv2.GaussianBlur(back * reliable[..., None], (0, 0), FILL_SIGMA) / np.maximum(around, 1e-3)
+        self.where = temporal.warp(self.where, np.where(reliable[..., None] > 0, back, filled))
         confidence = temporal.warp(self.confidence, back) * trust * np.exp(-TRAVEL_DECAY * temporal.length(back))
         soft = _soft(gray)
-        direct, direct_trust = _checked_flow(gray, self.anchor_gray.astype(np.uint8))  # straight to the keyframe
-        direct_where = _grid(*gray.shape) + direct
+        direct, direct_trust = _checked_flow(gray, self.anchor_small)  # straight to the keyframe
+        direct_where = temporal.pixel_grid(*gray.shape) + direct
         direct_trust *= self._tones_agree(soft, direct_where)  # a far match that only looks alike is not it
-        better = direct_trust > confidence
+        # it corrects the chain's drift (a small step) or re-finds what the chain lost; it never overrules a
+        # chain that holds with a leap elsewhere, which is what a look-alike far away would be
+        near = temporal.squared_length(direct_where - self.where) < CORRECTION ** 2
+        better = (direct_trust > confidence) & (near | (confidence < REACQUIRE))
         self.where[better] = direct_where[better]
         # flow has nothing to hold on to in a flat region (a wall, a green screen) and fails its check there,
         # but any nearby point of a flat colour has the right colour: keep it, if the tones still agree (what
@@ -233,11 +243,6 @@ class _Carried:
 def _soft(gray: np.ndarray) -> np.ndarray:
     """Gray as float32, blurred a little, so a tone comparison is not thrown by a pixel of misregistration."""
     return cv2.GaussianBlur(gray.astype(np.float32), (0, 0), 1.0)
-
-
-def _grid(height: int, width: int) -> np.ndarray:
-    """(h, w, 2) float32 pixel coordinates (x, y)."""
-    return np.dstack(np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)))
 
 
 def _carry_through_shot(grays: list[np.ndarray], indices: list[int], anchors: dict[int, np.ndarray],
