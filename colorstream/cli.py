@@ -260,8 +260,12 @@ def evaluate_photo_folder(args: argparse.Namespace) -> dict:
     from colorstream.model.inference import load
     from colorstream.stream.jobs import Options, colorize_still
     from colorstream.training.evaluate import evaluate_photos
+    from colorstream.training.scenes import split_photos
 
-    paths = sorted(path for path in Path(args.photos).iterdir() if path.suffix.lower() in IMAGE_SUFFIXES)
+    if args.photos_split:  # the part of our own folder that training held out, as the scene model splits it
+        paths = split_photos(Path(args.photos), 10, 10)[args.photos_split]
+    else:
+        paths = sorted(path for path in Path(args.photos).iterdir() if path.suffix.lower() in IMAGE_SUFFIXES)
     photos = []
     for path in paths[:args.limit]:
         image = read_image(path)
@@ -651,17 +655,29 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from colorstream.model import checkpoint
-    from colorstream.model.inference import load
+    from colorstream.model.inference import ScenePredictor, load
     from colorstream.training import data
-    from colorstream.training.evaluate import calibrate_saturations
+    from colorstream.training.evaluate import calibrate_saturations, calibrate_scene_gains
+    from colorstream.training.scenes import read_images, split_photos
 
     path = user_checkpoint(args.model, "calibrate")
-    if not Path(args.faces).is_dir():
-        raise UserError(f"{args.faces}: no such directory")
-    predictor = load(path, args.device)
-    crops = data.load_faces(Path(args.faces), predictor.crop_margin, Path(args.cache_dir)).crops["val"]
-    objectives = (args.only,) if args.only else checkpoint.SATURATION_OBJECTIVES
-    fitted = calibrate_saturations(predictor, crops[:args.limit], objectives)
+    folder = Path(args.faces or args.scenes or "")
+    if not folder.is_dir():
+        raise UserError(f"{folder}: no such directory")
+    predictor = load(path, args.device, task=None)
+    if isinstance(predictor, ScenePredictor):
+        if not args.scenes:
+            raise UserError(f"{path}: is a scene model: give --scenes, a folder of everyday photos")
+        photos = read_images(split_photos(folder, 10, 10)["val"][:args.limit])
+        fitted = calibrate_scene_gains(predictor, photos)
+        fitted = {args.only: fitted[args.only]} if args.only else fitted
+        what = f"{len(photos)} val photos"
+    else:
+        if not args.faces:
+            raise UserError(f"{path}: is a face model: give --faces, a folder of face photos")
+        crops = data.load_faces(folder, predictor.crop_margin, Path(args.cache_dir)).crops["val"][:args.limit]
+        fitted = calibrate_saturations(predictor, crops, (args.only,) if args.only else checkpoint.SATURATION_OBJECTIVES)
+        what = f"{len(crops)} val faces"
     payload = checkpoint.read(path)
     gains = {**checkpoint.saturation_gains(payload["metadata"]), **fitted}
     for legacy in ("saturation_gain", "saturation_objective"):  # superseded by one gain per use
@@ -670,7 +686,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     checkpoint.save(path, checkpoint.build_from(payload, str(path)), payload["metadata"])
     print(f"saturation gains {gains[checkpoint.STILLS_OBJECTIVE]} for stills ({checkpoint.STILLS_OBJECTIVE}) and "
           f"{gains[checkpoint.VIDEO_OBJECTIVE]} for video ({checkpoint.VIDEO_OBJECTIVE}); "
-          f"{' and '.join(fitted)} fitted on {len(crops[:args.limit])} val faces; recorded in {path}")
+          f"{' and '.join(fitted)} fitted on {what}; recorded in {path}")
     return 0
 
 
@@ -747,6 +763,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs", help="folder of real sketch/photo pairs; its held-out part is scored")
     p.add_argument("--photos", help="folder of colour photos: each is made gray, colorized as `colorize` does, and "
                                     "scored against itself")
+    p.add_argument("--photos-split", choices=["train", "val", "test"],
+                   help="score only this split of --photos, as the scene model's training splits a folder "
+                        "(default: every photo)")
     p.add_argument("--scene-model", default="scene", metavar="NAME|CKPT",
                    help="the whole-frame model for --photos (default: scene)")
     p.add_argument("--scope", default="frame", choices=["frame", "faces"],
@@ -762,11 +781,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_evaluate)
 
     p = commands.add_parser("calibrate", help="fit a checkpoint's saturation gains, for stills and for video, on "
-                                              "the val split of a face folder")
+                                              "the val split of a face folder (face models) or a photo folder "
+                                              "(scene models)")
     p.add_argument("--model", required=True, metavar="CKPT",
                    help="the checkpoint file to update (your own: the bundled models are never rewritten)")
-    p.add_argument("--faces", required=True, help="folder of face photos; its val split is used")
-    p.add_argument("--limit", type=count, default=200, help="val faces to fit on")
+    folders = p.add_mutually_exclusive_group(required=True)
+    folders.add_argument("--faces", help="folder of face photos, for a face model; its val split is used")
+    folders.add_argument("--scenes", help="folder of everyday photos, for a scene model; its val split is used")
+    p.add_argument("--limit", type=count, default=200, help="val faces (or photos) to fit on")
     p.add_argument("--only", choices=["colourfulness", "ab_error"],
                    help="refit only this use's gain, for stills (colourfulness) or video (ab_error), and keep the other")
     p.add_argument("--cache-dir", default=".cache")

@@ -65,7 +65,8 @@ def build_stages(predictor: Predictor, options: Options, live: bool, scene: Scen
     stages = [Stage("detect", Detect(tracker, predictor.crop_margin, options.reach))]
     if scene is not None and options.scope == "frame":
         gain = scene.saturation_gains[STILLS_OBJECTIVE if still else VIDEO_OBJECTIVE]
-        stages.append(Stage("scene", SceneColour(scene, gain, options.scene_every, palette), batch=batch))
+        stages.append(Stage("scene", SceneColour(scene, gain, options.scene_every, palette, flip_average=still),
+                            batch=batch))
     if keyframes is not None:
         stages.append(Stage("keyframes", KeyframeStage(keyframes)))
     stages += [

@@ -44,9 +44,9 @@ class SceneColour:
     """
 
     def __init__(self, predictor: ScenePredictor, saturation_gain: float, every: int = 1,
-                 palette: Palette | None = None):
+                 palette: Palette | None = None, flip_average: bool = False):
         self.predictor, self.saturation_gain, self.every = predictor, saturation_gain, max(1, every)
-        self.palette = palette
+        self.palette, self.flip_average = palette, flip_average
         self._previous: tuple[np.ndarray, np.ndarray] | None = None  # working-size gray, the model's own a/b
         self._since = 0  # frames since the model last ran
 
@@ -58,8 +58,8 @@ class SceneColour:
                 fresh.append(index)
                 self._since = 0
             self._since += 1
-        predicted = self.predictor.predict_prepared(np.stack([inputs[i] for i in fresh]), self.saturation_gain) \
-            if fresh else []
+        predicted = self.predictor.predict_prepared(np.stack([inputs[i] for i in fresh]), self.saturation_gain,
+                                                    flip_average=self.flip_average) if fresh else []
         by_index = dict(zip(fresh, predicted))
         for index, frame in enumerate(frames):
             ab = by_index[index] if index in by_index else self._carried(inputs[index])

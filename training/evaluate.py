@@ -154,7 +154,7 @@ def evaluate_photos(colorize: Callable[[np.ndarray], np.ndarray], photos: list[n
             "worse_than_gray": float(np.mean(r[:, 0] > r[:, 1])) if len(r) else 0.0}
 
 
-STILLS_MIN_COLOURFULNESS = 0.6  # a still should look coloured: at least this share of the photos' colourfulness
+STILLS_MIN_COLOURFULNESS = 0.55  # a still should look coloured: at least this share of the photos' colourfulness
 
 
 def calibrate_scene_gains(predictor, photos: list[np.ndarray]) -> dict[str, float]:
@@ -168,14 +168,20 @@ def calibrate_scene_gains(predictor, photos: list[np.ndarray]) -> dict[str, floa
     linearly with the gain, so each photo is run through the model once.
     """
     grays = [imageops.to_gray(photo) for photo in photos]
-    predicted = [predictor.predict_ab(gray, saturation_gain=1.0) for gray in grays]
-    scores = []
-    for gain in map(float, SATURATION_GAINS):
-        outputs = {id(gray): imageops.gray_with_ab(gray, gain * ab) for gray, ab in zip(grays, predicted)}
-        report = evaluate_photos(lambda gray: outputs[id(gray)], photos, grays)
-        scores.append((gain, report["ab_error_output"], report["colourfulness_ratio"]))
-    video = min(scores, key=lambda score: score[1])[0]
-    colourful = [score for score in scores if score[2] >= STILLS_MIN_COLOURFULNESS]
+
+    def scores(flip_average: bool) -> list[tuple[float, float, float]]:
+        """(gain, a/b error, colourfulness ratio) for every gain, decoded as that use decodes."""
+        predicted = [predictor.predict_ab(gray, saturation_gain=1.0, flip_average=flip_average) for gray in grays]
+        rows = []
+        for gain in map(float, SATURATION_GAINS):
+            outputs = {id(gray): imageops.gray_with_ab(gray, gain * ab) for gray, ab in zip(grays, predicted)}
+            report = evaluate_photos(lambda gray: outputs[id(gray)], photos, grays)
+            rows.append((gain, report["ab_error_output"], report["colourfulness_ratio"]))
+        return rows
+
+    video = min(scores(flip_average=False), key=lambda score: score[1])[0]
+    stills_scores = scores(flip_average=True)  # stills average the mirrored view in
+    colourful = [score for score in stills_scores if score[2] >= STILLS_MIN_COLOURFULNESS]
     stills = min(colourful, key=lambda score: score[1])[0] if colourful else float(SATURATION_GAINS[-1])
     return {STILLS_OBJECTIVE: stills, VIDEO_OBJECTIVE: video}
 
