@@ -174,10 +174,10 @@ class Run:
         started = time.perf_counter()
         try:
             self.make_folder(root, root=True)
-            self.engine = self.start_engine(fingerprints) if self.entries else None
             if self.journal is not None:
                 self.journal.open()
                 files.remove_partials(self.journal.in_flight())  # what a run that was killed left behind
+            self.engine = self.start_engine(fingerprints) if self.entries else None
             for path in self.collection.not_media:
                 self.warn(f"skipped {path}: not a video or image file")
             for failure in self.collection.failures:
@@ -328,12 +328,13 @@ class Run:
         for entry in begun:
             entry.pending = 0
             self.clean_parts(entry)
-        if self.journal is not None:
-            if self.journal.locked:  # no other run writes these outputs
-                files.remove_partials([entry.job.target for entry in begun])
+        held = self.journal is not None and self.journal.locked  # then no other run works in this folder
+        if held:
+            files.remove_partials([entry.job.target for entry in begun])
+            made_nothing = not self.reports and self.collection.out_dir in self.created
+            if made_nothing or not self.journal.path.stat().st_size:
+                self.journal.path.unlink()  # a run that made nothing leaves no folder (or empty journal) behind
             self.journal.close()
-            if not self.reports and self.collection.out_dir in self.created:
-                self.journal.path.unlink(missing_ok=True)  # a run that made nothing leaves no folder behind
         if not self.reports:
             for folder in reversed(self.created):
                 try:

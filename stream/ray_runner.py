@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import threading
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_for
@@ -33,6 +34,18 @@ def available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def unreachable(address: str) -> str | None:
+    """Why a cluster's HOST:PORT takes no connection, or None (also for "local" and "auto", which Ray resolves)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return None
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as error:
+        return error.strerror or str(error) or type(error).__name__
+    return None
 
 
 def own_signal_handlers():
@@ -62,6 +75,10 @@ class RayEngine:
         import ray
 
         self.ray = ray
+        problem = unreachable(address)
+        if problem:  # Ray itself would retry for minutes
+            raise OutputError(f"cannot reach the Ray cluster at {address} ({problem})")
+        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")  # Ray's own warnings are not one line each
         handlers = own_signal_handlers()
         try:  # "local" starts a new Ray instance on this machine; an address joins a running cluster
             ray.init(address=address, num_cpus=os.cpu_count() if address == "local" else None,

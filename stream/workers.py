@@ -15,12 +15,14 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
+from tqdm import tqdm
 
 from colorstream.files import OutputError
 from colorstream.imageops import IMAGE_SUFFIXES
@@ -168,7 +170,8 @@ class ProcessEngine:
 
 
 _worker: Worker | None = None
-_busy = False
+_busy = False  # a task is in hand
+_stopping = False  # SIGTERM came: the task in hand is being unwound
 
 
 def _start_worker(models: Models, options: Options, cores: int, fingerprints: dict[str, str]) -> None:
@@ -177,14 +180,20 @@ def _start_worker(models: Models, options: Options, cores: int, fingerprints: di
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: die with the batch
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _stop)
+    tqdm.set_lock(threading.RLock())  # not tqdm's default, a process-shared lock that an exit on SIGTERM would leak
     _worker = Worker(models, options, cores, fingerprints)
 
 
 def _stop(signum: int, frame) -> None:
-    """SIGTERM: unwind the task in hand (its writer removes the partial file); an idle worker just exits."""
-    if _busy:
+    """SIGTERM: unwind the task in hand (its writer removes the partial file), then exit; an idle worker exits
+    at once. A second SIGTERM during the unwinding is ignored, so the clean-up is not cut short. The process
+    always ends: a pool that is shutting down sends it no more work."""
+    global _stopping
+    if not _busy:
+        os._exit(128 + signum)
+    if not _stopping:
+        _stopping = True
         raise KeyboardInterrupt(signal.Signals(signum).name)
-    os._exit(128 + signum)
 
 
 def _run(task: Task) -> dict:
@@ -194,3 +203,5 @@ def _run(task: Task) -> dict:
         return _worker.run(task)
     finally:
         _busy = False
+        if _stopping:
+            os._exit(128 + signal.SIGTERM)

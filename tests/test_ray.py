@@ -131,3 +131,13 @@ def test_resume_after_an_interrupted_ray_run_finishes_the_batch(setup, cluster, 
         write_video(folder / f"clip{index}.mp4", moving_face_frames(portrait, 40, 240, 180), audio_seconds=1.6)
     interrupt_then_resume(folder, setup["root"] / "interrupted", [
         "--model", str(setup["model"]), "--scope", "faces", "--quiet", "--ray", cluster.address, "--workers", "2"])
+
+
+def test_an_unreachable_cluster_is_a_one_line_error(setup):
+    from test_cli import assert_one_line_error, run
+
+    result = run("colorize", str(setup["in"]), "-o", str(setup["root"] / "nowhere"), "--model", str(setup["model"]),
+                 "--scope", "faces", "--ray", "127.0.0.1:1")
+    assert_one_line_error(result, "cannot reach the Ray cluster at 127.0.0.1:1")
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
+    assert not (setup["root"] / "nowhere").exists()
