@@ -31,8 +31,8 @@ from colorstream.stream import journal as journals
 from colorstream.stream import segments
 from colorstream.stream.inputs import Collection, Job
 from colorstream.stream.jobs import Models, Options
-from colorstream.stream.workers import CORES_PER_FILE, FileTask, InlineEngine, JoinTask, ProcessEngine, SegmentTask, \
-    Task, Worker
+from colorstream.stream.workers import (CORES_PER_FILE, FileTask, InlineEngine, JoinTask, ProcessEngine,
+                                       SegmentTask, Task, Worker, first_line)
 
 PREFIX = "colorstream colorize"
 SPEED_ONLY = ("threads", "batch_frames")  # options that change the speed, never the output (README)
@@ -50,9 +50,9 @@ class BatchOptions:
     retries: int = 2  # how often a task whose local worker process died is run again
 
 
-def default_workers(cores: int | None = None) -> int:
-    """One file at a time per CORES_PER_FILE cores: what a single file's pipeline keeps busy (README)."""
-    return max(1, (cores or os.cpu_count() or 1) // CORES_PER_FILE)
+def default_workers() -> int:
+    """One file at a time per CORES_PER_FILE cores of this machine (README, "Whole folders")."""
+    return max(1, (os.cpu_count() or 1) // CORES_PER_FILE)
 
 
 def output_settings(options: Options, fingerprints: dict[str, str]) -> dict:
@@ -270,7 +270,8 @@ class Run:
         if entry.settled:
             self.clean_parts(entry)
             return
-        report = future.result() if error is None else {"error": f"{entry.job.source}: worker failed: {first_line(error)}"}
+        report = future.result() if error is None else {
+            "error": f"{entry.job.source}: worker failed: {first_line(error)}"}
         if "error" in report:
             self.fail(entry, report["error"])
             return
@@ -356,11 +357,6 @@ class Run:
                 "skipped": {"done_before": [str(job.source) for job in self.skipped],
                             "not_media": [str(path) for path in self.collection.not_media]},
                 "batch": totals}
-
-
-def first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def colorize_warnings(report: dict) -> list[str]:

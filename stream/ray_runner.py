@@ -23,7 +23,7 @@ from concurrent.futures import wait as wait_for
 
 from colorstream.files import OutputError
 from colorstream.stream.jobs import Models, Options
-from colorstream.stream.workers import CORES_PER_FILE, Task, Worker
+from colorstream.stream.workers import CORES_PER_FILE, Task, Worker, first_line
 
 RETRIES = 3  # restarts of a dead actor, and runs of a task that died with it
 
@@ -78,14 +78,12 @@ class RayEngine:
         problem = unreachable(address)
         if problem:  # Ray itself would retry for minutes
             raise OutputError(f"cannot reach the Ray cluster at {address} ({problem})")
-        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")  # Ray's own warnings are not one line each
         handlers = own_signal_handlers()
         try:  # "local" starts a new Ray instance on this machine; an address joins a running cluster
             ray.init(address=address, num_cpus=os.cpu_count() if address == "local" else None,
                      include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
         except (ConnectionError, ValueError, RuntimeError) as error:
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise OutputError(f"cannot start or reach Ray at {address!r} ({reason})") from None
+            raise OutputError(f"cannot start or reach Ray at {address!r} ({first_line(error)})") from None
         finally:
             handlers()
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))

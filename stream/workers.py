@@ -33,7 +33,7 @@ from colorstream.stream.pipeline import PipelineError
 from colorstream.stream.segments import Span
 from colorstream.stream.video_io import MediaError
 
-CORES_PER_FILE = 2  # the cores one file's pipeline keeps busy: a worker's share by default (README)
+CORES_PER_FILE = 2  # a worker's share of the cores by default: on 2 cores, a second worker was slower (README)
 EXPECTED = (MediaError, OutputError, PipelineError, CheckpointError)  # one line for the user, not a bug
 
 
@@ -105,6 +105,12 @@ class Worker:
                                   overwrite=task.overwrite, scene=self.scene)
         except EXPECTED as error:
             return {"error": str(error)}
+
+
+def first_line(error: BaseException) -> str:
+    """An error as one line for the user (Ray's errors carry whole tracebacks)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def done(report: dict) -> Future:

@@ -286,7 +286,7 @@ def test_sigterm_in_the_middle_of_a_batch_loses_only_the_files_in_flight(tmp_pat
     inputs = tmp_path / "in"
     inputs.mkdir()
     for index in range(6):
-        write_video(inputs / f"clip{index}.mp4", moving_face_frames(portrait, 60, 240, 180), audio_seconds=2.4)
+        write_video(inputs / f"clip{index}.mp4", moving_face_frames(portrait, 40, 200, 150), audio_seconds=1.6)
     interrupt_then_resume(inputs, tmp_path / "out", ["--model", str(tiny_checkpoint), "--scope", "faces", "--quiet",
                                                      "--workers", "2"])
 
@@ -295,7 +295,7 @@ def test_a_killed_run_leaves_a_partial_file_that_resume_removes(tmp_path, portra
     inputs = tmp_path / "in"
     inputs.mkdir()
     for index in range(2):
-        write_video(inputs / f"clip{index}.mp4", moving_face_frames(portrait, 240, 320, 240))
+        write_video(inputs / f"clip{index}.mp4", moving_face_frames(portrait, 150, 240, 180))
     out = tmp_path / "out"
     args = [str(inputs), "-o", str(out), "--model", str(tiny_checkpoint), "--scope", "faces", "--quiet",
             "--workers", "1"]  # in this process: SIGKILL leaves its partial file (a worker would remove its own)
@@ -331,7 +331,7 @@ def test_a_killed_worker_process_loses_no_file(tmp_path, portrait, tiny_checkpoi
     inputs = tmp_path / "in"
     inputs.mkdir()
     for index in range(2):
-        write_video(inputs / f"clip{index}.mp4", moving_face_frames(portrait, 200, 320, 240), audio_seconds=8)
+        write_video(inputs / f"clip{index}.mp4", moving_face_frames(portrait, 120, 240, 180), audio_seconds=4.8)
     out = tmp_path / "out"
     process = subprocess.Popen(colorize(str(inputs), "-o", str(out), "--model", str(tiny_checkpoint), "--scope",
                                         "faces", "--quiet", "--workers", "2"),

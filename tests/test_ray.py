@@ -102,7 +102,7 @@ def test_a_killed_worker_is_retried_and_its_output_is_whole(setup, cluster, port
     folder = setup["root"] / "long"
     folder.mkdir()
     for index in range(2):
-        write_video(folder / f"clip{index}.mp4", moving_face_frames(portrait, 200, 320, 240), audio_seconds=8)
+        write_video(folder / f"clip{index}.mp4", moving_face_frames(portrait, 120, 240, 180), audio_seconds=4.8)
     out = setup["root"] / "killed"
     killed = []
 
