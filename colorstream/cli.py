@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import signal
 import sys
 from pathlib import Path
@@ -289,123 +288,52 @@ def stream_options(args: argparse.Namespace):
                    scope=args.scope, scene_every=args.scene_every)
 
 
-def load_models(args: argparse.Namespace):
-    """The face model; the scene model when the whole frame is coloured (`--scope frame`); the `--reference`'s
-    palette."""
-    from colorstream.model.inference import load
-    from colorstream.stream.palette import Palette
+def models_of(args: argparse.Namespace):
+    """Where the colour comes from, as the workers take it: models by name, the --reference, the keyframes."""
+    from colorstream.stream.jobs import Models
+    from colorstream.stream.keyframes import keyframe_paths
 
-    if args.reference and args.scope != "frame":
+    if getattr(args, "reference", None) and args.scope != "frame":
         raise UserError("--reference steers the whole frame's colour: it needs --scope frame")
-    predictor = load(args.model, args.device)
-    scene = load(args.scene_model, args.device, task="scene") if args.scope == "frame" else None
-    return predictor, scene, Palette.read(Path(args.reference)) if args.reference else None
+    keyframes = keyframe_paths(getattr(args, "keyframe", None) or [],
+                               Path(args.keyframes) if getattr(args, "keyframes", None) else None)
+    return Models(model=args.model, scene_model=args.scene_model, device=args.device, reference=args.reference,
+                  keyframes=tuple((index, str(path)) for index, path in sorted(keyframes.items())))
 
 
-def colorize_targets(inputs: list[Path], output_arg: str) -> list[tuple[Path, Path]]:
-    """Where each input goes: with several inputs, an existing directory or a trailing slash, OUTPUT is a directory.
-
-    An image becomes an image and a video a video: a single output's extension must say which.
-    """
-    from colorstream.imageops import IMAGE_SUFFIXES
-    from colorstream.stream.video_io import OUTPUT_CONTAINERS
-
-    output = Path(output_arg)
-    as_directory = len(inputs) > 1 or output.is_dir() or output_arg.endswith(os.sep)
-    if not as_directory:
-        source, suffix = inputs[0], output.suffix.lower()
-        if source.suffix.lower() in IMAGE_SUFFIXES and suffix not in IMAGE_SUFFIXES:
-            raise UserError(f"{output}: {source} is an image, so the output is one too: give it an image "
-                            f"extension ({', '.join(IMAGE_SUFFIXES)})")
-        if source.suffix.lower() not in IMAGE_SUFFIXES and suffix not in OUTPUT_CONTAINERS:
-            raise UserError(f"{output}: give the output video one of the extensions {', '.join(OUTPUT_CONTAINERS)}")
-        return [(source, output)]
-    pairs, taken = [], {}
-    for source in inputs:
-        suffix = source.suffix.lower()
-        keep = suffix in IMAGE_SUFFIXES or suffix in OUTPUT_CONTAINERS
-        target = output / (source.stem + (suffix if keep else ".mkv"))
-        if target in taken:
-            raise UserError(f"{source}: output {target.name} is already taken by {taken[target]}")
-        taken[target] = source
-        pairs.append((source, target))
-    return pairs
+def load_models(args: argparse.Namespace):
+    """The face model, the scene model when the whole frame is coloured (`--scope frame`), the `--reference`'s
+    palette."""
+    return models_of(args).load(args.scope)
 
 
 def cmd_colorize(args: argparse.Namespace) -> int:
-    from colorstream.imageops import IMAGE_SUFFIXES
-    from colorstream.stream.jobs import colorize_image, colorize_video
-    from colorstream.stream.keyframes import keyframe_paths
-    from colorstream.stream.video_io import MediaError
+    from colorstream.stream import batch
+    from colorstream.stream.inputs import collect
+    from colorstream.stream.journal import NAME
 
-    inputs = [Path(name) for name in args.inputs]
-    pairs = colorize_targets(inputs, args.output)
-    targets = [target for _, target in pairs]
-    keyframes = keyframe_paths(args.keyframe or [], Path(args.keyframes) if args.keyframes else None)
-    if keyframes and (len(pairs) != 1 or inputs[0].suffix.lower() in IMAGE_SUFFIXES):
-        raise UserError("keyframes belong to one video: give --keyframe/--keyframes with a single video input")
-    refuse_inputs(targets, inputs + list(keyframes.values()) + ([Path(args.reference)] if args.reference else []))
-    for target in targets:
-        refuse_package_path(target)
-        refuse_existing(target, args.overwrite)
-    check_reports([args.stats_json], inputs + targets)
-    folders = sorted({target.parent for target in targets})
-    created = [folder for folder in folders if not folder.exists()]
-    for folder in folders:
-        ensure_writable_dir(folder)
-    reports, failures = [], []
-    try:
-        predictor, scene, palette = load_models(args)
-        options = stream_options(args)
-        for source, target in pairs:
-            try:
-                if source.suffix.lower() in IMAGE_SUFFIXES:
-                    report = colorize_image(source, target, predictor, options, overwrite=args.overwrite,
-                                            scene=scene, palette=palette)
-                else:
-                    report = colorize_video(source, target, predictor, options, progress=not args.quiet,
-                                            overwrite=args.overwrite, scene=scene, keyframes=keyframes,
-                                            palette=palette)
-            except (MediaError, OutputError) as error:
-                failures.append(str(error))
-                print(f"colorstream colorize: {error}", file=sys.stderr)
-                continue
-            reports.append(report)
-            print(summary_line(report, target))
-            for warning in colorize_warnings(report):
-                print(f"colorstream colorize: warning: {source}: {warning}", file=sys.stderr)
-    finally:
-        if not reports:  # a failed run leaves no empty folder behind
-            for folder in reversed(created):
-                _remove_empty(folder)
+    collection = collect([Path(name) for name in args.inputs], args.output)
+    jobs = collection.jobs
+    keyframes = models_of(args).keyframes
+    if keyframes and (len(jobs) != 1 or jobs[0].is_image or args.segment_seconds):
+        raise UserError("keyframes belong to one video colorized in one piece: give --keyframe/--keyframes with "
+                        "a single video input and no --segment-seconds")
+    colour_sources = [Path(path) for _, path in keyframes] + ([Path(args.reference)] if args.reference else [])
+    refuse_inputs([job.target for job in jobs], colour_sources)
+    journal = [collection.out_dir / NAME] if collection.out_dir is not None else []
+    check_reports([args.stats_json], [job.source for job in jobs] + [job.target for job in jobs] + journal +
+                  colour_sources)
+    options = batch.BatchOptions(workers=args.workers, resume=args.resume, overwrite=args.overwrite,
+                                 segment_seconds=args.segment_seconds, ray=args.ray, progress=not args.quiet)
+    stats = batch.run(collection, models_of(args), stream_options(args), options)
     if args.stats_json:
-        write_json(Path(args.stats_json), {"files": reports, "failures": failures})
-    if failures:
-        return EXIT_PARTIAL if reports else EXIT_FAILED
+        write_json(Path(args.stats_json), stats)
+    totals = stats["batch"]
+    if totals["failed"]:
+        print(f"colorstream colorize: {totals['done']} done, {totals['skipped_done_before']} done before, "
+              f"{totals['failed']} failed", file=sys.stderr)
+        return EXIT_PARTIAL if totals["done"] or totals["skipped_done_before"] else EXIT_FAILED
     return 0
-
-
-def colorize_warnings(report: dict) -> list[str]:
-    """What a user should know about a video that was written: damage, a cut, streams left behind."""
-    warnings = []
-    if report.get("bad_packets"):
-        warnings.append(f"{report['bad_packets']} damaged packets skipped")
-    if report.get("truncated"):
-        warnings.append(f"video ends after {report['frames']} of {report['frames_expected']} frames the file states")
-    if report.get("dropped_streams"):
-        counts = ", ".join(f"{count} {kind}" for kind, count in report["dropped_streams"].items())
-        total = sum(report["dropped_streams"].values())
-        warnings.append(f"dropped {total} stream{'s' if total > 1 else ''} ({counts}): only the first video stream "
-                        "and the audio are kept")
-    return warnings
-
-
-def summary_line(report: dict, target: Path) -> str:
-    if "ms_per_frame" not in report:
-        return f"{target}: {report['frames']} image, {report['frames_with_faces']} with faces"
-    stages = ", ".join(f"{name} {ms:.1f}" for name, ms in report["ms_per_frame"].items())
-    return (f"{target}: {report['frames']} frames ({report['frames_with_faces']} with faces) at {report['fps']} fps; "
-            f"ms/frame: {stages}")
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -795,12 +723,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", **device)
     p.set_defaults(run=cmd_calibrate)
 
-    p = commands.add_parser("colorize", help="colorize grayscale videos or images, file to file")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="video (any FFmpeg format) or image files")
+    p = commands.add_parser("colorize", help="colorize grayscale videos or images, file to file, or whole folders")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="video (any FFmpeg format) or image files, or folders of them (walked recursively)")
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
-                   help="output file, or a directory when several inputs are given")
+                   help="output file, or a folder (for several inputs or a folder: the tree is mirrored there, "
+                        "with a journal of the run)")
     p.add_argument("--overwrite", **overwrite)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--resume", action="store_true",
+                   help="skip the inputs whose output the folder's journal shows done with the same settings and "
+                        "models, and redo the rest")
+    p.add_argument("--workers", type=int_in(1, 1024),
+                   help="files colorized at once, each in a process of its own (default: one per 2 cores; with "
+                        "--ray, actors on the cluster, by default one per 2 of its cores)")
+    p.add_argument("--segment-seconds", type=float_in(0.0, 86400.0), default=0.0, metavar="S",
+                   help="split a video at least twice this long into segments of at least S seconds at scene cuts, "
+                        "colorized apart and joined without re-encoding (default 0: never)")
+    p.add_argument("--ray", metavar="ADDRESS",
+                   help="run the batch on a Ray cluster (its address, e.g. 10.0.0.1:6379), or 'local' to start "
+                        "Ray on this machine; needs pip install 'colorstream[ray]'")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--keyframe", action="append", metavar="INDEX=IMAGE",
                    help="a colour image of frame INDEX (decode order, from 0), coloured by hand or a colour still "
                         "of the shot; its colour is carried through its shot (repeatable)")

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import errno
 import os
+import re
+import shutil
 import tempfile
 from functools import lru_cache
 from pathlib import Path
@@ -50,23 +52,27 @@ def refuse_package_path(path: Path) -> None:
                           "(write it elsewhere)")
 
 
-def same_file(a: Path, b: Path) -> bool:
-    """Whether two paths name one file: the same real path (symlinks, ./, ..) or the same inode (hard links)."""
-    if os.path.realpath(a) == os.path.realpath(b):
-        return True
+def _file_id(path: Path) -> tuple[int, int] | None:
     try:
-        return os.path.samefile(a, b)
-    except OSError:  # one of them does not exist yet
-        return False
+        status = os.stat(path)
+    except OSError:  # does not exist (yet), or cannot be looked at
+        return None
+    return status.st_dev, status.st_ino
 
 
 def refuse_inputs(outputs: list[Path], inputs: list[Path]) -> None:
-    """An output that is one of the inputs would destroy it: refused before any work."""
+    """An output that is one of the inputs would destroy it: refused before any work.
+
+    Two paths name one file when they have the same real path (symlinks, ./, ..) or the same inode (hard
+    links). Both are looked up rather than compared in pairs, so a folder of 50,000 inputs takes seconds.
+    """
+    by_real = {os.path.realpath(source): source for source in inputs}
+    by_id = {key: source for source in inputs if (key := _file_id(source)) is not None}
     for output in outputs:
-        for source in inputs:
-            if same_file(output, source):
-                raise OutputError(f"{output}: is the input {source}; refusing to overwrite an input "
-                                  "(choose another output)")
+        source = by_real.get(os.path.realpath(output)) or by_id.get(_file_id(output))
+        if source is not None:
+            raise OutputError(f"{output}: is the input {source}; refusing to overwrite an input "
+                              "(choose another output)")
 
 
 def refuse_existing(path: Path, overwrite: bool, flag: str = "--overwrite") -> None:
@@ -99,12 +105,50 @@ def check_report_path(path: Path, taken: list[Path]) -> None:
 def temporary_sibling(path: Path) -> Path:
     """A new, empty, uniquely named hidden file beside `path`, with its suffix (muxers go by the extension)."""
     refuse_package_path(path)
-    handle, name = tempfile.mkstemp(prefix=f".{path.stem}.partial-", suffix=path.suffix, dir=path.parent)
+    handle, name = tempfile.mkstemp(prefix=_partial_prefix(path), suffix=path.suffix, dir=path.parent)
     os.close(handle)
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(name, 0o666 & ~umask)  # mkstemp makes files private; outputs get the usual mode
     return Path(name)
+
+
+def _partial_prefix(path: Path) -> str:
+    return f".{path.stem}.partial-"
+
+
+def temporary_folder(path: Path) -> Path:
+    """A new hidden folder beside `path` for the pieces it is made from (a long video's segments)."""
+    refuse_package_path(path)
+    return Path(tempfile.mkdtemp(prefix=f".{path.stem}.parts-", dir=path.parent))
+
+
+def remove_partials(paths: list[Path]) -> int:
+    """Remove what killed writers of `paths` left beside them (temporary files, folders of pieces); how many.
+
+    Only for a caller that knows no writer of these paths is still running (a batch holding its journal's
+    lock): a process killed outright (SIGKILL, a lost node) cannot remove its own. One listing per folder.
+    """
+    by_folder: dict[Path, list[re.Pattern]] = {}
+    random = r"[a-z0-9_]{8}"  # what mkstemp and mkdtemp put in a name
+    for path in paths:
+        by_folder.setdefault(path.parent, []).extend([
+            re.compile(re.escape(_partial_prefix(path)) + random + re.escape(path.suffix)),
+            re.compile(re.escape(f".{path.stem}.parts-") + random)])
+    removed = 0
+    for folder, patterns in by_folder.items():
+        try:
+            entries = [entry for entry in os.scandir(folder) if entry.name.startswith(".")]
+        except OSError:  # the folder is gone, or was never made
+            continue
+        for entry in entries:
+            if any(pattern.fullmatch(entry.name) for pattern in patterns):
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    Path(entry.path).unlink(missing_ok=True)
+                removed += 1
+    return removed
 
 
 def finish(partial: Path, path: Path, overwrite: bool = True) -> None:

@@ -220,15 +220,21 @@ def checkpoint_path(model: str | Path | None, default: str = "sketch") -> Path:
     return BUNDLED[name] if name in BUNDLED else Path(name)
 
 
+def checkpoint_file(model: str | Path | None, default: str = "sketch") -> Path:
+    """`checkpoint_path`, which must name a file: a missing one is a one-line error."""
+    path = checkpoint_path(model, default)
+    if not path.is_file():  # most likely a mistyped name
+        raise checkpoint.CheckpointError(f"{path}: checkpoint not found (bundled models: {', '.join(BUNDLED)})")
+    return path
+
+
 def load(model: str | Path | None = None, device: str = "auto", default: str = "sketch",
          task: str | None = "face") -> Predictor | ScenePredictor:
     """A predictor for a bundled model's name or a checkpoint file; None means the bundled `default`.
 
     `task` ("face", "scene", or None for either) is what the caller needs; another kind is a one-line error.
     """
-    path = checkpoint_path(model, default)
-    if not path.is_file():  # most likely a mistyped name
-        raise checkpoint.CheckpointError(f"{path}: checkpoint not found (bundled models: {', '.join(BUNDLED)})")
+    path = checkpoint_file(model, default)
     payload = checkpoint.read(path)
     found = checkpoint.task_of(payload["metadata"])
     if task is not None and found != task:

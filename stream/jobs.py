@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import time
@@ -19,11 +20,12 @@ from tqdm import tqdm
 
 from colorstream.files import write_image_atomic
 from colorstream.model.checkpoint import STILLS_OBJECTIVE, VIDEO_OBJECTIVE
-from colorstream.model.inference import Predictor, ScenePredictor
+from colorstream.model.inference import Predictor, ScenePredictor, checkpoint_file, load
 from colorstream.stream.frames import Frame
 from colorstream.stream.keyframes import KeyframeColour, KeyframeStage, propagate
 from colorstream.stream.palette import Palette
 from colorstream.stream.pipeline import Pipeline, Stage
+from colorstream.stream.segments import Span, span_frames
 from colorstream.stream.smoothing import DEFAULT_SMOOTHING, FlowSmoothing, still_weight
 from colorstream.stream.stages import Composite, Detect, Infer, SceneColour, Sketchify, Smooth
 from colorstream.stream.tracking import FaceTracker
@@ -46,6 +48,44 @@ class Options:
     threads: int = 0  # torch threads for inference; 0: one per two cores, since the other stages need the rest
     scope: str = "frame"  # "frame": the scene model colours the whole frame, the face model the faces; "faces"
     scene_every: int = 3  # the scene model runs on every k-th frame; flow carries its colour between (README)
+
+
+@dataclass(frozen=True)
+class Models:
+    """Where a video's colour comes from: the models, by bundled name or checkpoint file, and where they run;
+    a `--reference` image's palette; a video's keyframes (frame index, colour image).
+
+    Only names travel to worker processes and Ray actors: each loads its own copy once, and checks that
+    it loaded the same files as the run that planned the work (`fingerprints`).
+    """
+
+    model: str = "video"  # the face model (VIDEO_MODEL_CARD.md)
+    scene_model: str = "scene"  # the whole-frame model, used with `Options.scope` "frame"
+    device: str = "auto"
+    reference: str | None = None  # a colour image whose palette steers the scene model's colour
+    keyframes: tuple[tuple[int, str], ...] = ()  # for a single video: colour images of some of its frames
+
+    def files(self, scope: str) -> dict[str, Path]:
+        paths = {"model": checkpoint_file(self.model, "video")}
+        if scope == "frame":
+            paths["scene_model"] = checkpoint_file(self.scene_model, "scene")
+        if self.reference:
+            paths["reference"] = Path(self.reference)
+        paths.update({f"keyframe {index}": Path(path) for index, path in self.keyframes})
+        return paths
+
+    def load(self, scope: str) -> tuple[Predictor, ScenePredictor | None, Palette | None]:
+        """The face model, the scene model when the whole frame is coloured (`scope` "frame"), the palette."""
+        predictor = load(self.model, self.device, default="video")
+        scene = load(self.scene_model, self.device, default="scene", task="scene") if scope == "frame" else None
+        return predictor, scene, Palette.read(Path(self.reference)) if self.reference else None
+
+    def keyframe_paths(self) -> dict[int, Path] | None:
+        return {index: Path(path) for index, path in self.keyframes} or None
+
+    def fingerprints(self, scope: str) -> dict[str, str]:
+        """The SHA-256 of each checkpoint file in use: what the journal compares, and what a worker checks."""
+        return {name: hashlib.sha256(path.read_bytes()).hexdigest()[:16] for name, path in self.files(scope).items()}
 
 
 def use_threads(options: Options) -> None:
@@ -112,18 +152,23 @@ def colorize_image(source: Path, target: Path, predictor: Predictor, options: Op
 
 def colorize_video(source: Path, target: Path, predictor: Predictor, options: Options,
                    progress: bool = True, overwrite: bool = True, scene: ScenePredictor | None = None,
-                   keyframes: dict[int, Path] | None = None, palette: Palette | None = None) -> dict:
+                   keyframes: dict[int, Path] | None = None, palette: Palette | None = None,
+                   span: Span | None = None) -> dict:
     """Every frame of `source`, colorized, into `target` with its timestamps, rotation and audio.
 
     With `keyframes` (frame index -> colour image of that frame), their colour is first carried through
-    their shots (`stream.keyframes.propagate`), and then leads wherever it reached.
+    their shots (`stream.keyframes.propagate`), and then leads wherever it reached; `palette` (`--reference`)
+    steers the scene model's colour. With a `span`, only that segment of the video, without rotation or
+    audio (`stream.segments` joins the segments and adds them); an empty span writes nothing and reports 0
+    frames.
     """
     use_threads(options)
     started = time.perf_counter()
     carried = propagate(source, keyframes) if keyframes else None
     propagation_seconds = time.perf_counter() - started
     try:
-        report = _colorize_video(source, target, predictor, options, progress, overwrite, scene, carried, palette)
+        report = _colorize_video(source, target, predictor, options, progress, overwrite, scene, carried, palette,
+                                 span)
     finally:
         if carried is not None:
             carried.close()
@@ -138,36 +183,42 @@ def colorize_video(source: Path, target: Path, predictor: Predictor, options: Op
 
 def _colorize_video(source: Path, target: Path, predictor: Predictor, options: Options, progress: bool,
                     overwrite: bool, scene: ScenePredictor | None, keyframes: KeyframeColour | None,
-                    palette: Palette | None) -> dict:
+                    palette: Palette | None, span: Span | None) -> dict:
     reader = VideoReader(source)
     try:
-        frames = reader.frames()
+        frames = reader.frames() if span is None else span_frames(reader, span)
         first = next(frames, None)  # decoding one frame tells the rotation and proves the stream decodes
         if first is None:
+            if span is not None and span.start is not None:
+                return {"input": str(source), "output": None, "frames": 0}
             raise MediaError(f"{source}: no decodable video frames")
         pipeline = Pipeline(chain([first], frames), build_stages(predictor, options, live=False, scene=scene,
                                                                  keyframes=keyframes, palette=palette), leaky=False,
                             queue_size=options.batch_frames * 2, source_name="decode")
         count = with_faces = 0
+        last = first
         started = time.perf_counter()
-        bar = tqdm(total=reader.frame_count, unit="frame", desc=source.name, disable=not progress,
-                   dynamic_ncols=True, leave=False)
-        with VideoWriter.like(reader, target, options.codec, options.crf, options.preset, overwrite) as writer, \
-                closing(pipeline.run()) as results, bar:
+        bar = tqdm(total=reader.frame_count if span is None else None, unit="frame", desc=source.name,
+                   disable=not progress, dynamic_ncols=True, leave=False)
+        with VideoWriter.like(reader, target, options.codec, options.crf, options.preset, overwrite,
+                              whole=span is None) as writer, closing(pipeline.run()) as results, bar:
             for frame in results:
                 encode_started = time.perf_counter()
                 writer.write(frame.luma, frame.chroma, frame.pts)
                 pipeline.seconds["encode"] = pipeline.seconds.get("encode", 0.0) + time.perf_counter() - encode_started
                 count += 1
                 with_faces += bool(frame.faces)
+                last = frame
                 bar.update()
     finally:
         reader.close()
     report = stage_report(pipeline, count, time.perf_counter() - started)
     audio_bad = writer.audio.bad_packets if writer.audio is not None else 0  # damaged audio is counted too
     report.update(frames_with_faces=with_faces, bad_packets=reader.bad_packets + audio_bad,
-                  frames_expected=reader.frame_count, truncated=reader.ended_early(),
+                  frames_expected=reader.frame_count, truncated=span is None and reader.ended_early(),
                   dropped_streams=reader.dropped_streams, input=str(source), output=str(target))
+    if span is not None:  # what the joined file's checks need: where this segment lies
+        report.update(first_seconds=first.seconds, last_seconds=last.seconds, stated_seconds=reader.stated_seconds)
     return report
 
 

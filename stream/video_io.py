@@ -26,6 +26,9 @@ from colorstream.stream.frames import Frame
 
 
 OUTPUT_CONTAINERS = (".mp4", ".mkv", ".mov", ".m4v", ".avi")  # what colorize writes video into
+# what a folder walk takes for video (a file named on the command line is tried whatever its name)
+VIDEO_SUFFIXES = OUTPUT_CONTAINERS + (".webm", ".mpg", ".mpeg", ".m2v", ".ts", ".mts", ".m2ts", ".vob", ".wmv",
+                                      ".asf", ".flv", ".ogv", ".3gp", ".dv", ".mxf", ".y4m", ".gif")
 TEXT_FORMATS = {"tty"}  # FFmpeg renders any text file as ANSI-art "video"; that is never what a user meant
 
 
@@ -51,6 +54,19 @@ def _luminance(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray]:
     y = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:frame.height, :frame.width].copy()
     full_range = frame.format.name.startswith("yuvj") or frame.format.name == "gray" or frame.color_range == 2
     return (y, imageops.gray_to_luma(y)) if full_range else (imageops.luma_to_gray(y), y)
+
+
+def ended_early(decoded: int, decoded_seconds: float, expected: int | None, stated_seconds: float | None) -> bool:
+    """Whether `decoded` frames covering `decoded_seconds` fall clearly short of what the file states.
+
+    Both the frames decoded and the time they cover must fall short, so neither a variable frame rate
+    (which skews a count estimated from the duration) nor a fine AVI time base (which inflates a stated
+    count) raises a false alarm.
+    """
+    if not expected:
+        return False
+    frames_short = decoded < 0.98 * expected and expected - decoded >= 2
+    return frames_short and (not stated_seconds or decoded_seconds < 0.98 * stated_seconds)
 
 
 class VideoReader:
@@ -106,17 +122,12 @@ class VideoReader:
         return None
 
     def ended_early(self) -> bool:
-        """Whether the video stopped clearly short of the length the file states: a cut or broken file.
+        """Whether the video stopped clearly short of the length the file states: a cut or broken file."""
+        return ended_early(self.decoded, self.decoded_seconds, self.frame_count, self.stated_seconds)
 
-        Both the frames decoded and the time they cover must fall short, so neither a variable frame rate
-        (which skews a count estimated from the duration) nor a fine AVI time base (which inflates a stated
-        count) raises a false alarm.
-        """
-        expected = self.frame_count
-        if not expected:
-            return False
-        frames_short = self.decoded < 0.98 * expected and expected - self.decoded >= 2
-        return frames_short and (not self.stated_seconds or self.decoded_seconds < 0.98 * self.stated_seconds)
+    def seek(self, pts: int) -> None:
+        """Make `frames()` start at the keyframe at or before `pts` (in the stream's time base)."""
+        self.container.seek(pts, stream=self.stream, backward=True, any_frame=False)
 
     def frames(self) -> Iterator[Frame]:
         """Every decodable frame in presentation order, with its own pts."""
@@ -269,69 +280,51 @@ class AudioPassthrough:
         self.input.close()
 
 
-class VideoWriter:
-    """An encoder and muxer that keeps the input's size, timestamps, rotation and audio."""
+class OutputFile:
+    """A container written under a temporary name of its own beside `path` and moved there by `close()`.
 
-    def __init__(self, path: Path, width: int, height: int, rate: Fraction, time_base: Fraction,
-                 codec: str = "libx264", crf: int = 18, preset: str = "veryfast", rotation: int = 0,
-                 audio_from: Path | None = None, overwrite: bool = True):
+    The audio of a source file is muxed in as the video advances. Any failure or interrupt leaves nothing
+    under either name. Subclasses add the video stream and flush it in `_flush`.
+    """
+
+    def __init__(self, path: Path, overwrite: bool = True):
         self.path = Path(path)
         self.overwrite = overwrite
-        self.time_base = time_base
         self.audio: AudioPassthrough | None = None
+        self.container = None
         try:
             self.partial = files.temporary_sibling(self.path)  # this run's own: two runs never share one
         except OSError as error:
             raise MediaError(f"{self.path}: cannot write ({_reason(error)})") from None
-        self.container = None
-        try:
-            self._open(width, height, rate, codec, crf, preset, rotation, audio_from)
-        except BaseException:  # a bad setting, or an interrupt mid-way: no partial file is left
-            self.abort()
-            raise
 
-    def _open(self, width: int, height: int, rate: Fraction, codec: str, crf: int, preset: str, rotation: int,
-              audio_from: Path | None) -> None:
+    def _open_container(self) -> None:
         try:
             self.container = av.open(str(self.partial), "w")
         except (av.FFmpegError, OSError, ValueError) as error:
             raise MediaError(f"{self.path}: cannot write ({_reason(error)})") from None
+
+    def _carry_audio(self, source: Path | None) -> None:
+        if source is None:
+            return
         try:
-            self.stream = self.container.add_stream(codec, rate=rate)
-        except (av.FFmpegError, ValueError) as error:
-            raise MediaError(f"{self.path}: cannot encode with {codec!r} ({_reason(error)})") from None
-        self.stream.width, self.stream.height = width, height
-        factor = imageops.chroma_subsampling(height, width)
-        if factor == 1 and codec not in ("libx264", "libx265"):
-            raise MediaError(f"{self.path}: odd frame size {width}x{height} needs --codec libx264 or libx265")
-        # 4:2:0 needs even sizes; odd sizes keep every pixel with 4:4:4 instead of cropping or padding
-        self.stream.pix_fmt = "yuv420p" if factor == 2 else "yuv444p"
-        neutral = np.full((height // factor, width // factor), 128, np.uint8)
-        self._neutral = (neutral, neutral)
-        # the encoder works in the input's time base, so every pts survives exactly (variable frame rate too)
-        self.stream.time_base = self.stream.codec_context.time_base = self.time_base
-        if codec in ("libx264", "libx265"):
-            self.stream.options = {"crf": str(crf), "preset": preset}
-        if rotation:
-            self.stream.set_display_rotation(rotation)
-        if audio_from is not None:
-            try:
-                self.audio = AudioPassthrough(audio_from, self.container)
-            except (av.FFmpegError, ValueError) as error:  # no encoder for the container, or none takes the audio
-                self.abort()
-                raise MediaError(f"{self.path}: cannot carry the audio over ({_reason(error)})") from None
+            self.audio = AudioPassthrough(source, self.container)
+        except (av.FFmpegError, ValueError) as error:  # no encoder for the container, or none takes the audio
+            raise MediaError(f"{self.path}: cannot carry the audio over ({_reason(error)})") from None
 
-    @classmethod
-    def like(cls, reader: VideoReader, path: Path, codec: str = "libx264", crf: int = 18,
-             preset: str = "veryfast", overwrite: bool = True) -> "VideoWriter":
-        """A writer with the reader's size, rate, time base, rotation and audio.
+    def _mux(self, packets: list[av.Packet], seconds: float) -> None:
+        """Mux video packets, then the audio up to `seconds` of presentation time."""
+        try:
+            for packet in packets:
+                self.container.mux(packet)
+            if self.audio is not None:
+                self.audio.mux_until(seconds)
+        except (av.FFmpegError, OSError) as error:  # a full disk, a file size limit, a muxer's refusal
+            raise MediaError(f"{self.path}: cannot write ({_reason(error)})") from None
 
-        Call it after the first frame is decoded, when the rotation is known.
-        """
-        return cls(path, reader.width, reader.height, reader.rate, reader.time_base, codec, crf, preset,
-                   reader.rotation, reader.path if reader.has_audio else None, overwrite)
+    def _flush(self) -> None:
+        """Mux what the video stream still holds (an encoder's delayed frames)."""
 
-    def __enter__(self) -> "VideoWriter":
+    def __enter__(self) -> "OutputFile":
         return self
 
     def __exit__(self, kind, error, traceback) -> bool:
@@ -342,34 +335,10 @@ class VideoWriter:
             self.abort()
         return False
 
-    def write(self, luma: np.ndarray, chroma: tuple[np.ndarray, np.ndarray] | None, pts: int) -> None:
-        """Encode one frame from its video-range Y plane and (Cb, Cr) planes; no chroma is neutral gray."""
-        frame = av.VideoFrame.from_ndarray(self._planes(luma, chroma), format=self.stream.pix_fmt)
-        frame.pts, frame.time_base = pts, self.time_base
-        try:
-            for packet in self.stream.encode(frame):
-                self.container.mux(packet)
-            if self.audio is not None:
-                self.audio.mux_until(float(pts * self.time_base))
-        except (av.FFmpegError, OSError) as error:  # a full disk, a file size limit, a muxer's refusal
-            raise MediaError(f"{self.path}: cannot write ({_reason(error)})") from None
-
-    def _planes(self, luma: np.ndarray, chroma: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
-        if luma.shape != (self.stream.height, self.stream.width):
-            raise MediaError(f"{self.path}: frame of {luma.shape[1]}x{luma.shape[0]} in a "
-                             f"{self.stream.width}x{self.stream.height} video")
-        if chroma is None:
-            chroma = self._neutral
-        if self.stream.pix_fmt == "yuv444p":
-            return np.stack([luma, *chroma])  # (3, H, W)
-        # yuv420p as PyAV takes it: the Y plane, then the quarter-size Cb and Cr planes, as rows of width W
-        return np.concatenate([luma.ravel(), chroma[0].ravel(), chroma[1].ravel()]).reshape(-1, luma.shape[1])
-
     def close(self) -> None:
         """Flush, finish the container and move it to its final name; on failure leave nothing behind."""
         try:
-            for packet in self.stream.encode(None):
-                self.container.mux(packet)
+            self._flush()
             if self.audio is not None:
                 self.audio.mux_until(None)
                 self.audio.close()
@@ -392,3 +361,101 @@ class VideoWriter:
         except (av.FFmpegError, OSError, ValueError):
             pass
         self.partial.unlink(missing_ok=True)
+
+
+class VideoWriter(OutputFile):
+    """An encoder and muxer that keeps the input's size, timestamps, rotation and audio."""
+
+    def __init__(self, path: Path, width: int, height: int, rate: Fraction, time_base: Fraction,
+                 codec: str = "libx264", crf: int = 18, preset: str = "veryfast", rotation: int = 0,
+                 audio_from: Path | None = None, overwrite: bool = True):
+        super().__init__(path, overwrite)
+        self.time_base = time_base
+        try:
+            self._open(width, height, rate, codec, crf, preset, rotation, audio_from)
+        except BaseException:  # a bad setting, or an interrupt mid-way: no partial file is left
+            self.abort()
+            raise
+
+    def _open(self, width: int, height: int, rate: Fraction, codec: str, crf: int, preset: str, rotation: int,
+              audio_from: Path | None) -> None:
+        self._open_container()
+        try:
+            self.stream = self.container.add_stream(codec, rate=rate)
+        except (av.FFmpegError, ValueError) as error:
+            raise MediaError(f"{self.path}: cannot encode with {codec!r} ({_reason(error)})") from None
+        self.stream.width, self.stream.height = width, height
+        factor = imageops.chroma_subsampling(height, width)
+        if factor == 1 and codec not in ("libx264", "libx265"):
+            raise MediaError(f"{self.path}: odd frame size {width}x{height} needs --codec libx264 or libx265")
+        # 4:2:0 needs even sizes; odd sizes keep every pixel with 4:4:4 instead of cropping or padding
+        self.stream.pix_fmt = "yuv420p" if factor == 2 else "yuv444p"
+        neutral = np.full((height // factor, width // factor), 128, np.uint8)
+        self._neutral = (neutral, neutral)
+        # the encoder works in the input's time base, so every pts survives exactly (variable frame rate too)
+        self.stream.time_base = self.stream.codec_context.time_base = self.time_base
+        if codec in ("libx264", "libx265"):
+            self.stream.options = {"crf": str(crf), "preset": preset}
+        if rotation:
+            self.stream.set_display_rotation(rotation)
+        self._carry_audio(audio_from)
+
+    @classmethod
+    def like(cls, reader: VideoReader, path: Path, codec: str = "libx264", crf: int = 18,
+             preset: str = "veryfast", overwrite: bool = True, whole: bool = True) -> "VideoWriter":
+        """A writer with the reader's size, rate, time base, rotation and audio; for a segment of a video
+        (`whole` False), with neither rotation nor audio, which the joined file takes once from the source.
+
+        Call it after the first frame is decoded, when the rotation is known.
+        """
+        return cls(path, reader.width, reader.height, reader.rate, reader.time_base, codec, crf, preset,
+                   reader.rotation if whole else 0, reader.path if reader.has_audio and whole else None, overwrite)
+
+    def write(self, luma: np.ndarray, chroma: tuple[np.ndarray, np.ndarray] | None, pts: int) -> None:
+        """Encode one frame from its video-range Y plane and (Cb, Cr) planes; no chroma is neutral gray."""
+        frame = av.VideoFrame.from_ndarray(self._planes(luma, chroma), format=self.stream.pix_fmt)
+        frame.pts, frame.time_base = pts, self.time_base
+        try:
+            packets = self.stream.encode(frame)
+        except (av.FFmpegError, OSError) as error:
+            raise MediaError(f"{self.path}: cannot write ({_reason(error)})") from None
+        self._mux(packets, float(pts * self.time_base))
+
+    def _planes(self, luma: np.ndarray, chroma: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+        if luma.shape != (self.stream.height, self.stream.width):
+            raise MediaError(f"{self.path}: frame of {luma.shape[1]}x{luma.shape[0]} in a "
+                             f"{self.stream.width}x{self.stream.height} video")
+        if chroma is None:
+            chroma = self._neutral
+        if self.stream.pix_fmt == "yuv444p":
+            return np.stack([luma, *chroma])  # (3, H, W)
+        # yuv420p as PyAV takes it: the Y plane, then the quarter-size Cb and Cr planes, as rows of width W
+        return np.concatenate([luma.ravel(), chroma[0].ravel(), chroma[1].ravel()]).reshape(-1, luma.shape[1])
+
+    def _flush(self) -> None:
+        for packet in self.stream.encode(None):
+            self.container.mux(packet)
+
+
+class PacketJoiner(OutputFile):
+    """Encoded pieces of one video joined by copying their packets, without re-encoding, with the audio of
+    the whole source muxed in once. The pieces share one encoder setup (`template` is the first one's stream),
+    and each starts with a keyframe, so the join is a plain concatenation."""
+
+    def __init__(self, path: Path, template: av.video.stream.VideoStream, rotation: int = 0,
+                 audio_from: Path | None = None, overwrite: bool = True):
+        super().__init__(path, overwrite)
+        try:
+            self._open_container()
+            self.stream = self.container.add_stream_from_template(template)
+            self.stream.time_base = template.time_base
+            if rotation:
+                self.stream.set_display_rotation(rotation)
+            self._carry_audio(audio_from)
+        except BaseException:
+            self.abort()
+            raise
+
+    def write(self, packet: av.Packet) -> None:
+        packet.stream = self.stream
+        self._mux([packet], float(packet.pts * packet.time_base))

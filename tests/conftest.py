@@ -30,13 +30,16 @@ def tiny_checkpoint(tmp_path: Path) -> Path:
     (Its weights once came from torch's global random state, so they depended on the tests before it:
     about one init in ten is symmetric enough to fail the flip-averaging test.)
     """
+    return save_tiny_checkpoint(tmp_path / "tiny.pt")
+
+
+def save_tiny_checkpoint(path: Path) -> Path:
     import torch
 
     from colorstream.model import checkpoint
     from colorstream.model.net import ModelConfig, build
 
     config = ModelConfig(base_channels=4, levels=2, res_blocks=1)
-    path = tmp_path / "tiny.pt"
     with torch.random.fork_rng():
         torch.manual_seed(0)
         net = build(config)

@@ -38,7 +38,7 @@ def test_colorize_several_inputs_into_a_directory_with_stats(tmp_path, clip, por
     result = run("colorize", str(clip), str(image), "-o", str(tmp_path / "out"), "--model", str(tiny_checkpoint),
                  "--stats-json", str(stats), "--quiet")
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["clip.mp4", "still.jpg"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["clip.mp4", "colorstream-journal.jsonl", "still.jpg"]
     assert len(read_video(tmp_path / "out" / "clip.mp4")[0]) == 15
     report = json.loads(stats.read_text())
     assert report["failures"] == [] and report["files"][0]["frames"] == 15
@@ -73,7 +73,7 @@ def test_colorize_reports_each_bad_input_and_keeps_the_good(tmp_path, clip, tiny
     assert "noise.mkv: not a readable video" in result.stderr and "absent.mp4: no such file" in result.stderr
     assert "notes.txt: not a readable video" in result.stderr
     assert result.returncode == 3
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["clip.mp4"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["clip.mp4", "colorstream-journal.jsonl"]
 
 
 def test_colorize_rejects_bad_checkpoint_and_unwritable_output(tmp_path, clip):
