@@ -242,9 +242,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         report["photos"] = evaluate_photo_folder(args)
     if not report:
         raise UserError("nothing to score: give --faces, --pairs or --photos")
-    print(json.dumps({"checkpoint": str(path), **report}, indent=2))
+    if args.faces or args.pairs:
+        report = {"checkpoint": str(path), **report}
+    print(json.dumps(report, indent=2))
     if args.stats_json:
-        write_json(Path(args.stats_json), {"checkpoint": str(path), **report})
+        write_json(Path(args.stats_json), report)
     if args.record:
         payload = checkpoint.read(path)
         payload["metadata"]["metrics"].update(report)
@@ -256,7 +258,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def evaluate_photo_folder(args: argparse.Namespace) -> dict:
     """Each colour photo of a folder made gray, colorized as `colorize` colours a still, and scored against itself."""
     from colorstream.imageops import IMAGE_SUFFIXES
-    from colorstream.model.inference import load
+    from colorstream.model.inference import checkpoint_path, load
     from colorstream.stream.jobs import Options, colorize_still
     from colorstream.training.evaluate import evaluate_photos
     from colorstream.training.scenes import split_photos
@@ -275,7 +277,9 @@ def evaluate_photo_folder(args: argparse.Namespace) -> dict:
     predictor = load(args.model or VIDEO_MODEL, args.device)
     scene = load(args.scene_model, args.device, task="scene") if args.scope == "frame" else None
     options = Options(scope=args.scope)
-    return evaluate_photos(lambda gray: colorize_still(gray, predictor, options, scene).output_bgr(), photos)
+    scores = evaluate_photos(lambda gray: colorize_still(gray, predictor, options, scene).output_bgr(), photos)
+    scene_path = checkpoint_path(args.scene_model, "scene") if scene else None
+    return {"face_model": str(checkpoint_path(args.model or VIDEO_MODEL)), "scene_model": scene_path and str(scene_path), **scores}
 
 
 def stream_options(args: argparse.Namespace):

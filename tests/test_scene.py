@@ -231,8 +231,10 @@ def test_evaluate_photos_scores_the_whole_image_against_the_gray_input(tmp_path,
     assert report["n"] == 4 and 0 <= report["worse_than_gray"] <= 1
     assert report["ab_error_ratio"] == pytest.approx(report["ab_error_output"] / report["ab_error_gray"])
     assert report["colourfulness_output"] > 1 and report["psnr_gray"] > 0
+    assert (report["face_model"], report["scene_model"]) == (str(tiny_checkpoint), str(tiny_scene_checkpoint))
     faces_only = run("evaluate", "--photos", str(folder), "--model", str(tiny_checkpoint), "--scope", "faces")
     assert json.loads(faces_only.stdout)["photos"]["colourfulness_output"] < 1  # no face: gray
+    assert json.loads(faces_only.stdout)["photos"]["scene_model"] is None
 
 
 def test_evaluate_video_reports_whole_frame_colour(tmp_path, portrait, tiny_checkpoint, tiny_scene_checkpoint):
