@@ -160,27 +160,33 @@ class Composite:
         height, width = frame.gray.shape
         factor = imageops.chroma_subsampling(height, width)
         plane = (height // factor, width // factor)
-        if frame.scene_ab is not None or frame.keyframe_chroma is not None:  # the whole plane is coloured
-            roi = (0, 0, plane[1], plane[0])
-        else:
-            roi = self._union(frame.faces, *plane, factor)
-            if roi is None:
-                return None
+        faces_roi = self._union(frame.faces, *plane, factor)
+        whole = frame.scene_ab is not None or frame.keyframe_chroma is not None  # the whole plane is coloured
+        if faces_roi is None and not whole:
+            return None
+        roi = (0, 0, plane[1], plane[0]) if whole else faces_roi
         x0, y0, x1, y1 = roi  # in chroma-plane pixels
         size = (x1 - x0, y1 - y0)
-        ab_sum = np.zeros((size[1], size[0], 2), np.float32)
-        weight_sum = np.zeros((size[1], size[0]), np.float32)
-        for face in frame.faces:
-            ab, weight = self._warp(face, x0, y0, size, factor)
-            ab_sum += ab * weight[:, :, None]
-            weight_sum += weight
+        if frame.scene_ab is not None:  # the scene's colour everywhere, the faces' blended over it below
+            ab = cv2.resize(frame.scene_ab, size, interpolation=cv2.INTER_LINEAR)  # (y1-y0, x1-x0, 2)
+        else:
+            ab = np.zeros((size[1], size[0], 2), np.float32)
+        if faces_roi is not None:  # only the faces' rectangle needs the face blend
+            fx0, fy0, fx1, fy1 = faces_roi
+            face_size = (fx1 - fx0, fy1 - fy0)
+            ab_sum = np.zeros((face_size[1], face_size[0], 2), np.float32)
+            weight_sum = np.zeros((face_size[1], face_size[0]), np.float32)
+            for face in frame.faces:
+                face_ab, weight = self._warp(face, fx0, fy0, face_size, factor)
+                ab_sum += face_ab * weight[:, :, None]
+                weight_sum += weight
+            inside = (slice(fy0 - y0, fy1 - y0), slice(fx0 - x0, fx1 - x0))
+            # where no face reaches, its share is 0 and what was there (the scene, or gray) fills it
+            ab[inside] = ab_sum / np.maximum(weight_sum, 1.0)[:, :, None] + \
+                ab[inside] * (1.0 - np.minimum(weight_sum, 1.0))[:, :, None]
         gray = frame.gray[y0 * factor:y1 * factor, x0 * factor:x1 * factor]
         if factor > 1:
             gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)  # (y1-y0, x1-x0)
-        ab = ab_sum / np.maximum(weight_sum, 1.0)[:, :, None]  # where no face reaches, its share is 0 ...
-        if frame.scene_ab is not None:  # ... and the scene's colour fills it, through the feathered edge
-            scene = cv2.resize(frame.scene_ab, size, interpolation=cv2.INTER_LINEAR)  # (y1-y0, x1-x0, 2)
-            ab += scene * (1.0 - np.minimum(weight_sum, 1.0))[:, :, None]
         lab = cv2.merge([imageops.gray_lightness(gray), ab[:, :, 0], ab[:, :, 1]])
         cb_roi, cr_roi = imageops.bgr_to_video_chroma(imageops.lab_to_bgr(lab))
         if frame.keyframe_chroma is not None:  # the archivist's colour, wherever the flow could carry it
@@ -188,7 +194,7 @@ class Composite:
             trust = cv2.resize(frame.keyframe_weight, size, interpolation=cv2.INTER_LINEAR)
             cb_roi, cr_roi = (np.clip(trust * keyframe[:, :, i] + (1.0 - trust) * plane + 0.5, 0, 255).astype(np.uint8)
                               for i, plane in enumerate((cb_roi, cr_roi)))
-        if roi == (0, 0, plane[1], plane[0]):
+        if whole:
             return cb_roi, cr_roi
         cb = np.full(plane, 128, np.uint8)
         cr = cb.copy()
