@@ -143,10 +143,11 @@ def bench_live(path: Path, options: Options, config: BenchConfig) -> dict:
     reports = [run_cli(["live", "--source", str(path), "--realtime", "--no-window", "--size", f"{width}x{height}",
                         *options_argv(options), *model_argv(config)])[0] for _ in range(config.repeats)]
     return {"clip": path.name, "size": f"{width}x{height}",
-            "p50_ms": statistics.median(r["latency_ms"]["p50"] for r in reports),
-            "p95_ms": statistics.median(r["latency_ms"]["p95"] for r in reports),
+            "p50_ms": round(statistics.median(r["latency_ms"]["p50"] for r in reports), 1),
+            "p95_ms": round(statistics.median(r["latency_ms"]["p95"] for r in reports), 1),
             "dropped": statistics.median(r["dropped"] for r in reports),
-            "frames_captured": reports[0]["frames_captured"], "fps": statistics.median(r["fps"] for r in reports)}
+            "frames_captured": reports[0]["frames_captured"],
+            "fps": round(statistics.median(r["fps"] for r in reports), 2)}
 
 
 def inference_ms_per_face(predictor: Predictor, batch: int, repeats: int) -> float:

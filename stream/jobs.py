@@ -27,7 +27,7 @@ from colorstream.stream.palette import Palette
 from colorstream.stream.pipeline import Pipeline, Stage
 from colorstream.stream.segments import Span, span_frames
 from colorstream.stream.smoothing import DEFAULT_SMOOTHING, FlowSmoothing, still_weight
-from colorstream.stream.stages import Composite, Detect, Infer, SceneColour, Sketchify, Smooth
+from colorstream.stream.stages import BackgroundSceneColour, Composite, Detect, Infer, SceneColour, Sketchify, Smooth
 from colorstream.stream.tracking import FaceTracker
 from colorstream.stream.video_io import MediaError, VideoReader, VideoWriter
 
@@ -95,9 +95,10 @@ def use_threads(options: Options) -> None:
 
 def build_stages(predictor: Predictor, options: Options, live: bool, scene: ScenePredictor | None = None,
                  still: bool = False, keyframes: KeyframeColour | None = None,
-                 palette: Palette | None = None) -> list[Stage]:
+                 palette: Palette | None = None, realtime: bool = False) -> list[Stage]:
     """The elements in order; `scene` colours the whole frame (with `options.scope` "frame"), at its stills gain
-    for a `still` image and its video gain otherwise; `keyframes` is the keyframes' colour, carried beforehand."""
+    for a `still` image and its video gain otherwise; `keyframes` is the keyframes' colour, carried beforehand.
+    `realtime` (the live session) runs the scene model beside the pipeline, so that no frame waits for it."""
     tracker = FaceTracker(detect_every=options.detect_every, min_face=options.min_face,
                           detect_side=options.detect_side)
     per_frame = options.smoothing == "flow"  # after compositing, in frame coordinates
@@ -105,8 +106,9 @@ def build_stages(predictor: Predictor, options: Options, live: bool, scene: Scen
     stages = [Stage("detect", Detect(tracker, predictor.crop_margin, options.reach))]
     if scene is not None and options.scope == "frame":
         gain = scene.saturation_gains[STILLS_OBJECTIVE if still else VIDEO_OBJECTIVE]
-        stages.append(Stage("scene", SceneColour(scene, gain, options.scene_every, palette, flip_average=still),
-                            batch=batch))
+        colour = (BackgroundSceneColour(scene, gain, options.scene_every, palette) if realtime else
+                  SceneColour(scene, gain, options.scene_every, palette, flip_average=still))
+        stages.append(Stage("scene", colour, batch=batch))
     if keyframes is not None:
         stages.append(Stage("keyframes", KeyframeStage(keyframes)))
     stages += [
@@ -326,8 +328,8 @@ def run_live(frames: Iterable[Frame], rate: Fraction, predictor: Predictor, opti
     if window:
         open_window(window_name)
     latest = LatestIndex(frames)
-    pipeline = Pipeline(latest, build_stages(predictor, options, live=True, scene=scene, palette=palette), leaky=True,
-                        queue_size=1)
+    stages = build_stages(predictor, options, live=True, scene=scene, palette=palette, realtime=True)
+    pipeline = Pipeline(latest, stages, leaky=True, queue_size=1)
     latencies: list[float] = []
     stale = snapshots = 0
     stopped_by = None
@@ -335,6 +337,9 @@ def run_live(frames: Iterable[Frame], rate: Fraction, predictor: Predictor, opti
     with ExitStack() as stack:
         if window:
             stack.callback(cv2.destroyAllWindows)
+        for stage in stages:  # the scene model's own thread
+            if hasattr(stage.process, "close"):
+                stack.callback(stage.process.close)
         results = stack.enter_context(closing(pipeline.run()))
         writer = None
         try:

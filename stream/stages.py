@@ -5,6 +5,9 @@ Each is a small callable over a batch of `Frame`s, run by `stream.pipeline`.
 
 from __future__ import annotations
 
+import os
+import threading
+
 import cv2
 import numpy as np
 
@@ -69,11 +72,93 @@ class SceneColour:
 
     def _carried(self, gray: np.ndarray) -> np.ndarray:
         """The last a/b moved onto this frame along the flow (t -> t-1) of the working-size gray."""
-        gray_before, ab_before = self._previous
-        to_previous = temporal.flow(gray, gray_before, cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)  # (h, w, 2)
-        stride = gray.shape[0] // ab_before.shape[0]
-        small = cv2.resize(to_previous, (ab_before.shape[1], ab_before.shape[0]), interpolation=cv2.INTER_AREA)
-        return temporal.warp(ab_before, small / stride)
+        return carry_ab(*self._previous, gray)
+
+
+def carry_ab(gray_before: np.ndarray, ab_before: np.ndarray, gray: np.ndarray) -> np.ndarray:
+    """The scene model's a/b of an earlier working-size gray frame, moved onto `gray` along their DIS flow."""
+    to_previous = temporal.flow(gray, gray_before, cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)  # (h, w, 2)
+    stride = gray.shape[0] // ab_before.shape[0]
+    small = cv2.resize(to_previous, (ab_before.shape[1], ab_before.shape[0]), interpolation=cv2.INTER_AREA)
+    return temporal.warp(ab_before, small / stride)  # (h/4, w/4, 2)
+
+
+BACKGROUND_NICENESS = 10  # the live scene model's thread yields the cores to the stages that frames wait on
+
+
+class BackgroundSceneColour:
+    """Live: the scene model runs in a thread of its own, on the newest frame offered to it every `every`
+    frames, and each frame takes the newest prediction moved onto it along the flow.
+
+    No frame waits for the model, only for the flow (about a millisecond at
+    its working size), except the first frame and a scene cut, whose colour
+    cannot come from an earlier shot. In file mode `SceneColour` is used
+    instead: there every frame must come out the same on every run.
+    """
+
+    def __init__(self, predictor: ScenePredictor, saturation_gain: float, every: int = 1,
+                 palette: Palette | None = None):
+        self.predictor, self.saturation_gain, self.every = predictor, saturation_gain, max(1, every)
+        self.palette = palette
+        self._since = 0  # frames since the model was last offered one
+        self._condition = threading.Condition()
+        self._offered: tuple[int, np.ndarray] | None = None  # (number, working-size gray) the model has not taken
+        self._offers = 0
+        self._latest: tuple[int, np.ndarray, np.ndarray] | None = None  # (number, gray, a/b) of the newest prediction
+        self._error: BaseException | None = None
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="scene model", daemon=True)
+        self._thread.start()
+
+    def __call__(self, frames: list[Frame]) -> list[Frame]:
+        for frame in frames:
+            gray = self.predictor.prepare(frame.gray)
+            with self._condition:
+                fresh_shot = frame.scene_cut or self._latest is None
+                if fresh_shot or self._since % self.every == 0:
+                    self._offers += 1
+                    self._offered = self._offers, gray  # replaces an older frame the model has not taken
+                    self._since = 0
+                    self._condition.notify_all()
+                self._since += 1
+                wanted = self._offers if fresh_shot else 0
+                self._condition.wait_for(lambda: self._error is not None or (
+                    self._latest is not None and self._latest[0] >= wanted))
+                if self._error is not None:
+                    raise self._error
+                _, gray_before, ab_before = self._latest
+            ab = ab_before if gray_before is gray else carry_ab(gray_before, ab_before, gray)
+            frame.scene_ab = ab if self.palette is None else self.palette.steer(gray, ab)
+        return frames
+
+    def close(self) -> None:
+        """Stop the model's thread, after the prediction it may be making: none must outlive the session."""
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
+        self._thread.join()
+
+    def _run(self) -> None:
+        try:  # Linux: a nice thread, so the stages a frame waits on get the cores first
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICENESS)
+        except (AttributeError, OSError):
+            pass
+        while True:
+            with self._condition:
+                self._condition.wait_for(lambda: self._offered is not None or self._closed)
+                if self._closed:
+                    return
+                (number, gray), self._offered = self._offered, None
+            try:
+                ab = self.predictor.predict_prepared(gray[None], self.saturation_gain)[0]
+            except BaseException as error:  # handed to the pipeline's thread, which reports it
+                with self._condition:
+                    self._error = error
+                    self._condition.notify_all()
+                return
+            with self._condition:
+                self._latest = number, gray, ab
+                self._condition.notify_all()
 
 
 class Sketchify:

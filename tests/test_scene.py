@@ -18,7 +18,7 @@ from colorstream.model.inference import ScenePredictor, decode_ab, load
 from colorstream.model.net import ModelConfig, build, fold_batchnorm
 from colorstream.stream.frames import Face, Frame
 from colorstream.stream.jobs import Options, colorize_still, colorize_video
-from colorstream.stream.stages import Composite, SceneColour
+from colorstream.stream.stages import BackgroundSceneColour, Composite, SceneColour
 from colorstream.training import data, scenes
 from colorstream.training.losses import ab_classification_loss, ab_soft_targets
 from test_cli import run
@@ -203,6 +203,36 @@ def test_the_scene_model_runs_every_kth_frame_and_flow_carries_it_between(scene)
     assert calls == [2, 1]  # frames 0 and 3, then the cut at 5 (which restarts the count: 6 is carried)
     assert all(frame.scene_ab.shape == (12, 16, 2) for frame in frames)  # a quarter of 48x64
     assert np.abs(frames[1].scene_ab - frames[0].scene_ab).mean() < 2.0  # carried, nearly unchanged
+
+
+def test_live_scene_colour_runs_the_model_beside_the_frames_and_waits_only_at_a_shot_start(scene):
+    rng = np.random.default_rng(0)
+    texture = cv2.GaussianBlur(rng.integers(0, 255, (100, 140), np.uint8), (0, 0), 2)
+    frames = [Frame(i, np.ascontiguousarray(texture[:96, i:i + 128])) for i in range(6)]  # a slow pan
+    frames[4].scene_cut = True
+    stage = BackgroundSceneColour(scene, 1.0, every=2)
+    try:
+        for frame in frames:
+            stage([frame])
+    finally:
+        stage.close()
+    own = [scene.predict_prepared(scene.prepare(frame.gray)[None], 1.0)[0] for frame in frames]
+    # the first frame and the cut wait for their own prediction; the others take one moved along the flow
+    np.testing.assert_allclose(frames[0].scene_ab, own[0], atol=1e-5)
+    np.testing.assert_allclose(frames[4].scene_ab, own[4], atol=1e-5)
+    assert all(frame.scene_ab.shape == (12, 16, 2) for frame in frames)
+    assert np.abs(frames[5].scene_ab - own[5]).mean() < 2.0
+
+
+def test_live_scene_colour_hands_a_model_failure_to_the_pipeline(scene):
+    def broken(*args, **kwargs):
+        raise RuntimeError("out of memory")
+
+    scene.predict_prepared = broken
+    stage = BackgroundSceneColour(scene, 1.0)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        stage([Frame(0, np.zeros((48, 64), np.uint8))])
+    stage.close()
 
 
 def test_a_still_is_coloured_whole_at_the_stills_gain(portrait, face_model, scene):
