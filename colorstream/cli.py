@@ -485,11 +485,12 @@ def evaluation_line(report: dict) -> str:
                f"{report['paste_last_fifth_ratio']:.3f}), output vs paste {report['frame_ab_error_vs_paste']:.3f}, "
                if "paste_frame_ab_error_ratio" in report else "") +
             f"SSIM {report['ssim_output']:.4f} ({report['ssim_gray']:.4f}), "
-            f"face a/b error {report['face_ab_error_output']:.2f} ({report['face_ab_error_gray']:.2f}, "
-            f"ratio {report['face_ab_error_ratio']:.3f}), mean face a*/b* {report['face_a_output']:.1f}/"
-            f"{report['face_b_output']:.1f} (truth {report['face_a_truth']:.1f}/{report['face_b_truth']:.1f}), "
-            f"excess face chroma flicker "
-            f"{report['excess_face_chroma_flicker']:.3f}, warp error x1e3 {1e3 * report['warp_error_output']:.3f} "
+            + (f"face a/b error {report['face_ab_error_output']:.2f} ({report['face_ab_error_gray']:.2f}, "
+               f"ratio {report['face_ab_error_ratio']:.3f}), mean face a*/b* {report['face_a_output']:.1f}/"
+               f"{report['face_b_output']:.1f} (truth {report['face_a_truth']:.1f}/{report['face_b_truth']:.1f}), "
+               f"excess face chroma flicker {report['excess_face_chroma_flicker']:.3f}, "
+               if report["face_ab_error_gray"] > 0 else "no faces to score, ") +  # Haar found none in the original
+            f"warp error x1e3 {1e3 * report['warp_error_output']:.3f} "
             f"(truth {1e3 * report['warp_error_truth']:.3f}), CDC {report['cdc_output']:.5f} "
             f"(truth {report['cdc_truth']:.5f}), smoothing {report['smoothing_ms_per_frame']:.2f} ms/frame, "
             f"{report['fps']} fps")

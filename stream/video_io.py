@@ -93,7 +93,7 @@ class VideoReader:
         self.width, self.height = self.stream.codec_context.width, self.stream.codec_context.height
         if not self.width or not self.height:
             self.container.close()
-            raise MediaError(f"{self.path}: video stream has no frame size")
+            raise MediaError(f"{self.path}: not a readable video (its video stream has no frame size)")
         self.time_base: Fraction = self.stream.time_base or Fraction(1, 90000)
         self.rate: Fraction = self.stream.average_rate or self.stream.guessed_rate or Fraction(25)
         self.stated_seconds = self._stated_seconds()

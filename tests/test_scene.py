@@ -296,3 +296,18 @@ def test_colorize_cli_colours_a_still_whole_and_refuses_a_face_model_as_the_scen
     other = tmp_path / "other.pt"
     save_tiny_scene(other, ab=(-20.0, -30.0))
     assert load(other, device="cpu", task="scene").predict_ab(np.full((64, 64), 128, np.uint8))[..., 1].mean() < -5
+
+
+def test_the_evaluation_line_says_when_a_clip_has_no_face_to_score():
+    from colorstream.cli import evaluation_line
+
+    keys = ["psnr_output", "psnr_gray", "frame_ab_error_output", "frame_ab_error_gray", "frame_ab_error_ratio",
+            "frame_colourfulness_output", "frame_colourfulness_truth", "last_fifth_frame_ab_error_ratio",
+            "ssim_output", "ssim_gray", "face_ab_error_output", "face_ab_error_gray", "face_ab_error_ratio",
+            "face_a_output", "face_b_output", "face_a_truth", "face_b_truth", "excess_face_chroma_flicker",
+            "warp_error_output", "warp_error_truth", "cdc_output", "cdc_truth", "smoothing_ms_per_frame", "fps"]
+    report = {"clip": "pan.mp4", **{key: 1.0 for key in keys}}
+    assert "face a/b error 1.00" in evaluation_line(report) and "no faces" not in evaluation_line(report)
+    report.update(face_ab_error_output=0.0, face_ab_error_gray=0.0, face_ab_error_ratio=0.0)
+    line = evaluation_line(report)
+    assert "no faces to score" in line and "face a/b error" not in line and "warp error x1e3 1000.000" in line

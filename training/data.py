@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import multiprocessing
 import os
 import zlib
 from dataclasses import dataclass
-from multiprocessing import Pool
 from pathlib import Path
 
 import cv2
@@ -90,7 +90,8 @@ def load_faces(folder: Path, margin: float, cache_dir: Path | None = None, worke
         stored = np.load(cache)
         crops = {split: stored[split] for split in SPLITS}
         return FaceSet(crops, print_id, int(stored["n_images"]), int(stored["n_no_face"]))
-    with Pool(workers) as pool:
+    # spawned, not forked: a fork copies locks that other threads (torch, Ray, the caller's) may hold
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
         results = pool.map(_crop_face, [(str(p), margin) for p in paths], chunksize=64)
     by_split: dict[str, list[np.ndarray]] = {split: [] for split in SPLITS}
     for path, crop in zip(paths, results):

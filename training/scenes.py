@@ -10,8 +10,8 @@ size, a quarter of its input.
 
 from __future__ import annotations
 
+import multiprocessing
 from dataclasses import dataclass
-from multiprocessing import Pool
 from pathlib import Path
 
 import cv2
@@ -47,7 +47,8 @@ def read_images(paths: list[Path], workers: int = 2) -> list[np.ndarray]:
     """The readable images among `paths`, BGR, in order; unreadable or tiny files are left out."""
     if not paths:
         return []
-    with Pool(workers) as pool:
+    # spawned, not forked: a fork copies locks that other threads (torch, Ray, the caller's) may hold
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
         images = pool.map(_read, [str(path) for path in paths], chunksize=64)
     return [image for image in images if image is not None]
 
