@@ -277,8 +277,8 @@ class Composite:
         if frame.keyframe_chroma is not None:  # the archivist's colour, wherever the flow could carry it
             keyframe = cv2.resize(frame.keyframe_chroma, size, interpolation=cv2.INTER_LINEAR) + 128.0
             trust = cv2.resize(frame.keyframe_weight, size, interpolation=cv2.INTER_LINEAR)
-            cb_roi, cr_roi = (np.clip(trust * keyframe[:, :, i] + (1.0 - trust) * plane + 0.5, 0, 255).astype(np.uint8)
-                              for i, plane in enumerate((cb_roi, cr_roi)))
+            cb_roi, cr_roi = (np.clip(trust * keyframe[:, :, i] + (1.0 - trust) * model + 0.5, 0, 255).astype(np.uint8)
+                              for i, model in enumerate((cb_roi, cr_roi)))
         if whole:
             return cb_roi, cr_roi
         cb = np.full(plane, 128, np.uint8)
