@@ -182,6 +182,7 @@ def _remove_empty(folder: Path) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from colorstream.model.inference import checkpoint_file
     from colorstream.model.net import ModelConfig
     from colorstream.training.train import TrainConfig, command_line, train
 
@@ -202,7 +203,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                          resolution=args.resolution or (256 if scene else 96), crop_margin=args.crop_margin,
                          input_kind=input_kind, normalize_sketch=input_kind != "gray",
                          batch_size=args.batch_size, steps=args.steps, lr=args.lr, schedule=args.schedule,
-                         loss=args.loss, eval_every=args.eval_every, eval_images=args.eval_images, seed=args.seed,
+                         loss=args.loss, edge_weight=args.edge_weight,
+                         adversarial_weight=args.adversarial_weight,
+                         init=str(checkpoint_file(args.init)) if args.init else None, eval_every=args.eval_every,
+                         eval_images=args.eval_images, seed=args.seed,
                          device=args.device, threads=args.threads, cache_dir=args.cache_dir, limit=args.limit,
                          calibrate=not args.no_calibrate)
     metadata = train(config, resume=args.resume, command=command_line())
@@ -216,7 +220,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from colorstream.model import checkpoint
     from colorstream.model.inference import checkpoint_path, load
     from colorstream.training import data
-    from colorstream.training.evaluate import evaluate_faces, evaluate_pairs
+    from colorstream.training.evaluate import evaluate_faces, evaluate_generalisation, evaluate_pairs
 
     path = user_checkpoint(args.model, "evaluate --record") if args.record else checkpoint_path(args.model)
     for folder in filter(None, (args.faces, args.pairs, args.photos)):
@@ -235,6 +239,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if args.faces:
             faces = data.load_faces(Path(args.faces), predictor.crop_margin, Path(args.cache_dir))
             report["faces_" + args.split] = evaluate_faces(predictor, faces.crops[args.split][:args.limit])
+            if predictor.input_kind != "gray":  # sketches of other recipes, and each collection on its own
+                report[f"faces_{args.split}_generalisation"] = evaluate_generalisation(predictor, faces, args.split,
+                                                                                      args.limit)
         if args.pairs:
             report["pairs_test"] = evaluate_pairs(predictor,
                                                   data.load_sketch_pairs(Path(args.pairs))["test"][:args.limit])
@@ -675,6 +682,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float_in(0.0, 1.0, low_open=True), default=1e-3)
     p.add_argument("--schedule", default="halving", choices=["halving", "cosine"])
     p.add_argument("--loss", default="mse", choices=["mse", "l1", "mse+ssim", "l1+ssim"])
+    p.add_argument("--edge-weight", type=float_in(0.0, 100.0), default=0.0,
+                   help="weight of an L1 on luma gradients, for sharp strokes (face models; default 0)")
+    p.add_argument("--adversarial-weight", type=float_in(0.0, 100.0), default=0.0,
+                   help="weight of a PatchGAN loss, pix2pix's recipe (face models; default 0: none)")
+    p.add_argument("--init", metavar="CKPT",
+                   help="start from this checkpoint's weights (a bundled name or a file; same architecture)")
     p.add_argument("--eval-every", type=count, default=250)
     p.add_argument("--eval-images", type=count, default=200, help="validation images scored at each evaluation")
     p.add_argument("--seed", type=int_in(0), default=0)

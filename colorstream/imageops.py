@@ -286,6 +286,8 @@ def detect_faces_near(image: np.ndarray, expected: Box, reach: float = 2.0, face
 def _run_cascade(cascade: str, gray: np.ndarray, scale: float, x0: int, y0: int, min_neighbors: int,
                  **sizes) -> list[Box]:
     """Faces in `gray` (whose top-left is (x0, y0) of the image) searched at `scale`, largest first, in image pixels."""
+    if min(gray.shape[:2]) * min(scale, 1.0) < 24:  # narrower than the cascade's 24-pixel window: no face fits
+        return []
     small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1.0 else gray
     found = _cascade(cascade).detectMultiScale(small, scaleFactor=1.1, minNeighbors=min_neighbors, **sizes)
     boxes = [Box(x0 + x / scale, y0 + y / scale, w / scale, h / scale)

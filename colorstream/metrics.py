@@ -93,6 +93,8 @@ def rank1_identification(gallery: np.ndarray, probes: np.ndarray, energy: float 
     variance; a probe matches the gallery image whose coefficients have the
     highest Pearson correlation with its own.
     """
+    if len(gallery) < 2:  # one candidate is always the best match; PCA of one image has no variance
+        return 1.0 if len(gallery) else float("nan")
     g = gallery.reshape(len(gallery), -1).astype(np.float64)
     p = probes.reshape(len(probes), -1).astype(np.float64)
     mean = g.mean(axis=0)

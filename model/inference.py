@@ -18,6 +18,7 @@ WEIGHTS = Path(__file__).resolve().parent / "weights"
 # gray video faces -> colour (VIDEO_MODEL_CARD.md) and whole gray frames -> colour (SCENE_MODEL_CARD.md)
 BUNDLED = {"sketch": WEIGHTS / "sketch.pt", "video": WEIGHTS / "video.pt", "scene": WEIGHTS / "scene.pt"}
 DEVICES = ("auto", "cpu", "cuda", "mps")
+WHOLE_SKETCH_MAX_VIEWS = 4  # `Predictor.invert` works on a whole sketch at most this many model views wide
 
 
 def pick_device(requested: str = "auto") -> torch.device:
@@ -121,35 +122,47 @@ class Predictor:
     def invert(self, sketches: Sequence[np.ndarray], batch_size: int = 32) -> list[np.ndarray]:
         """Whole sketches of any size and framing -> photos of the same size.
 
-        Each sketch is inverted twice in one batch: framed as a whole (padded to
-        a square) for the background, and cropped around its face the way
-        training crops faces, pasted back with a feathered edge. A sketch with
-        no face found gets the whole-frame result alone.
+        Each sketch is inverted twice. The whole sketch goes through the
+        fully convolutional net at the scale where its face is as large as the
+        faces the model was trained on, so hair, shoulders and background keep
+        their strokes; squeezing a whole portrait into one model view would
+        shrink its face and blur it. The face is then cropped the way training
+        crops faces, inverted in a batch with the others, and pasted over with
+        a feathered edge. A sketch with no face found is inverted whole, its
+        longer side the model's view.
         """
         check_images(sketches, "invert")
-        squares, faces, views = [], [], []
+        wholes, faces, views = [], [], []
         for sketch in sketches:
             gray = imageops.to_gray(sketch)
             paper = int(np.percentile(gray, 90))  # pad with paper, not replicated strokes
-            height, width = sketch.shape[:2]
-            side = max(height, width)
-            square = imageops.Box((width - side) / 2.0, (height - side) / 2.0, side, side)
             face = imageops.find_sketch_face(sketch)
-            squares.append(square)
-            faces.append(imageops.square_box(face, self.crop_margin) if face else None)
-            views.append(imageops.crop_square(gray, square, self.resolution, fill=paper))
-            if face:
-                views.append(imageops.crop_square(gray, faces[-1], self.resolution, fill=paper))
+            box = imageops.square_box(face, self.crop_margin) if face else None
+            scale = self.resolution / (box.w if box else max(gray.shape[:2]))
+            wholes.append(self.invert_whole(gray, scale, paper))
+            faces.append(box)
+            if box:
+                views.append(imageops.crop_square(gray, box, self.resolution, fill=paper))
         photos = iter(self.predict(views, batch_size))
-        results = []
-        for sketch, square, face in zip(sketches, squares, faces):
-            height, width = sketch.shape[:2]
-            canvas = np.zeros((height, width, 3), np.uint8)
-            canvas = imageops.paste_square(canvas, next(photos), square, feather=0.0)
-            if face is not None:
-                canvas = imageops.paste_square(canvas, next(photos), face)
-            results.append(canvas)
-        return results
+        return [whole if box is None else imageops.paste_square(whole, next(photos), box)
+                for whole, box in zip(wholes, faces)]
+
+    def invert_whole(self, gray: np.ndarray, scale: float, paper: int) -> np.ndarray:
+        """A whole (H, W) gray sketch -> (H, W, 3) BGR, inverted at `scale`, padded with paper to the net's multiple."""
+        height, width = gray.shape[:2]
+        scale = min(scale, WHOLE_SKETCH_MAX_VIEWS * self.resolution / max(height, width))
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        small = cv2.resize(gray, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        multiple = ModelConfig(**self.metadata["model"]).size_multiple
+        pad_y, pad_x = -size[1] % multiple, -size[0] % multiple
+        padded = cv2.copyMakeBorder(small, 0, pad_y, 0, pad_x, cv2.BORDER_CONSTANT, value=paper)
+        prepared = imageops.normalize_sketch(padded) if self.normalize else padded  # (h, w)
+        if self.flip_average:
+            both = self.predict_prepared(np.stack([prepared, prepared[:, ::-1]]), 2)
+            photo = ((both[0].astype(np.uint16) + both[1][:, ::-1] + 1) // 2).astype(np.uint8)
+        else:
+            photo = self.predict_prepared(prepared[None], 1)[0]
+        return cv2.resize(photo[:size[1], :size[0]], (width, height), interpolation=cv2.INTER_CUBIC)
 
 
 class ScenePredictor:

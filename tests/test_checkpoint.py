@@ -1,10 +1,11 @@
 import pickle
 
+import cv2
 import numpy as np
 import pytest
 import torch
 
-from conftest import tiny_metadata
+from conftest import SAMPLES, tiny_metadata
 from colorstream.model import checkpoint
 from colorstream.model.inference import load, pick_device
 from colorstream.model.net import ModelConfig, build, count_parameters
@@ -169,3 +170,27 @@ def test_folding_batchnorm_into_convs_keeps_the_outputs(tiny_checkpoint):
         assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
         assert torch.allclose(folded(x), before, atol=1e-5)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in load(tiny_checkpoint, device="cpu").net.modules())
+
+
+def test_invert_works_on_the_whole_sketch_at_the_scale_of_its_face():
+    from colorstream import imageops
+    from colorstream.model.inference import WHOLE_SKETCH_MAX_VIEWS
+
+    predictor = load("sketch", "cpu")
+    sketch = cv2.imread(str(SAMPLES / "astronaut_pencil.png"), cv2.IMREAD_GRAYSCALE)
+    portrait = cv2.copyMakeBorder(sketch, 40, 200, 120, 120, cv2.BORDER_CONSTANT, value=255)  # room around the face
+    scales, shapes = [], []
+    invert_whole, predict_prepared = predictor.invert_whole, predictor.predict_prepared
+    predictor.invert_whole = lambda gray, scale, paper: scales.append(scale) or invert_whole(gray, scale, paper)
+    predictor.predict_prepared = lambda x, *a, **k: shapes.append(x.shape) or predict_prepared(x, *a, **k)
+    blank = np.full((150, 300), 250, np.uint8)
+    photos = predictor.invert([portrait, blank])
+    assert [p.shape for p in photos] == [portrait.shape + (3,), (150, 300, 3)]
+    face = imageops.square_box(imageops.find_sketch_face(portrait), predictor.crop_margin)
+    assert scales == [pytest.approx(predictor.resolution / face.w), pytest.approx(predictor.resolution / 300)]
+    multiple = 8
+    assert all(h % multiple == 0 and w % multiple == 0 for _, h, w in shapes)  # padded to the net's multiple
+    # a tiny face in a huge sketch may not blow the whole pass up: at most WHOLE_SKETCH_MAX_VIEWS views per side
+    shapes.clear()
+    assert predictor.invert_whole(np.full((40, 4000), 255, np.uint8), 10.0, 255).shape == (40, 4000, 3)
+    assert max(shapes[0][1:]) <= WHOLE_SKETCH_MAX_VIEWS * predictor.resolution + multiple

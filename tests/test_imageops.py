@@ -172,3 +172,9 @@ def test_gray_lightness_table_is_exactly_the_lab_conversion():
     assert imageops.gray_lightness(gray).dtype == np.float32
     assert np.array_equal(imageops.gray_lightness(gray), expected)
     assert imageops.gray_lightness(gray)[0, 0] == 0.0 and abs(imageops.gray_lightness(gray)[-1, -1] - 100.0) < 1e-3
+
+
+def test_face_search_in_a_sliver_finds_nothing_instead_of_failing():
+    # a 1x5000 strip once shrank to zero rows inside the cascade search and raised from cv2.resize
+    assert imageops.detect_faces(np.full((1, 5000), 255, np.uint8)) == []
+    assert imageops.find_sketch_face(np.full((3000, 20), 200, np.uint8)) is None

@@ -92,3 +92,4 @@ def test_rank1_identification():
     assert metrics.rank1_identification(gallery, shuffled) == 0.0
     unrelated = rng.uniform(0, 255, (12, 10, 10))
     assert metrics.rank1_identification(gallery, unrelated) < 0.5
+    assert metrics.rank1_identification(gallery[:1], unrelated[:1]) == 1.0  # a gallery of one: no PCA to fit

@@ -12,9 +12,10 @@ import torch
 
 from colorstream.model import checkpoint
 from colorstream.model.net import ModelConfig
+from colorstream.model.net import build as build_unet
 from colorstream.training import data
 from colorstream.training.evaluate import SATURATION_GAINS
-from colorstream.training.losses import loss_fn, ssim_torch
+from colorstream.training.losses import PatchDiscriminator, edge_loss, loss_fn, sobel, ssim_torch
 from colorstream.training.train import TrainConfig, learning_rate, train
 from colorstream import metrics
 
@@ -48,8 +49,11 @@ def test_load_faces_counts_faceless_images_and_caches(face_folder, tmp_path):
     assert faces.n_images == 101 and faces.n_no_face >= 1
     assert sum(len(c) for c in faces.crops.values()) == 101 - faces.n_no_face
     assert len(faces.crops["val"]) > 0 and faces.crops["train"].shape[1:] == (data.CACHE_SIZE, data.CACHE_SIZE, 3)
+    assert all(len(faces.sources[split]) == len(faces.crops[split]) for split in data.SPLITS)
+    assert set(np.concatenate(list(faces.sources.values()))) == {"celeba"}  # the one utk image has no face
     again = data.load_faces(face_folder, margin=1.4, cache_dir=tmp_path, workers=1)
     assert np.array_equal(again.crops["val"], faces.crops["val"]) and len(list(tmp_path.glob("*.npz"))) == 1
+    assert np.array_equal(again.sources["train"], faces.sources["train"])
 
 
 def test_sampler_yields_aligned_batches(face_folder, tmp_path):
@@ -149,7 +153,7 @@ def test_tiny_training_run_lowers_the_loss_and_writes_everything(face_folder, tm
     assert saved["training"]["data_fingerprint"]["faces"] == data.fingerprint(data.list_images(face_folder))
     assert saved["training"]["faces_without_detection"] >= 1
     assert 0 < saved["metrics"]["val_face_ssim"] <= 1 and saved["metrics"] == metadata["metrics"]
-    assert {"val_crop_psnr", "val_face_colourfulness_output"} <= set(saved["metrics"])
+    assert {"val_crop_psnr", "val_face_colourfulness_output", "val_paper_face_psnr"} <= set(saved["metrics"])
     assert set(saved["saturation_gains"]) == {"colourfulness", "ab_error"}
     assert set(saved["saturation_gains"].values()) <= set(SATURATION_GAINS)
 
@@ -179,3 +183,109 @@ def test_training_resumes_from_its_periodic_checkpoint(face_folder, tmp_path):
 def test_resume_without_a_periodic_checkpoint_is_an_error(face_folder, tmp_path):
     with pytest.raises(ValueError, match="nothing to resume from"):
         train(_tiny_config(face_folder, tmp_path, steps=5), resume=True)
+
+
+def test_sobel_and_edge_loss():
+    ramp = torch.arange(8.0).view(1, 1, 1, 8).expand(1, 1, 8, 8)  # +1 per pixel to the right
+    gradients = sobel(ramp)
+    assert gradients.shape == (1, 2, 6, 6)
+    assert torch.allclose(gradients[:, 0], torch.ones(1, 6, 6)) and torch.allclose(gradients[:, 1], torch.zeros(1, 6, 6))
+    photo = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    assert edge_loss(photo, photo).item() == 0.0
+    blurred = torch.nn.functional.avg_pool2d(photo, 3, 1, 1)
+    flat = photo.mean(dim=(2, 3), keepdim=True).expand_as(photo)
+    assert 0 < edge_loss(blurred, photo).item() < edge_loss(flat, photo).item()
+
+
+def test_patch_discriminator_scores_patches():
+    critic = PatchDiscriminator()
+    scores = critic(torch.rand(2, 1, 128, 128), torch.rand(2, 3, 128, 128))
+    assert scores.shape == (2, 1, 14, 14)  # one score per 70-pixel patch, pix2pix's PatchGAN
+
+
+def test_adversarial_and_edge_training_lowers_the_loss_and_resumes(face_folder, tmp_path):
+    config = _tiny_config(face_folder, tmp_path, steps=40)
+    config.edge_weight, config.adversarial_weight = 0.5, 0.05
+    train(config)
+    rows = checkpoint.read(tmp_path / "m.resume.pt")["resume"]["log"]
+    losses = [r["loss"] for r in rows if "loss" in r]
+    assert np.mean(losses[-8:]) < 0.8 * np.mean(losses[:8])
+    assert all("critic_loss" in r and "fooling_loss" in r for r in rows if "loss" in r)
+    plain = set(checkpoint.read(tmp_path / "m.pt")["state_dict"])
+    assert plain == set(build_unet(config.model).state_dict())  # the critic never ships in a model
+    config.steps = 50
+    train(config, resume=True)
+    payload = checkpoint.read(tmp_path / "m.resume.pt")
+    assert payload["resume"]["step"] == 50 and "critic" in payload["resume"]
+    config.adversarial_weight, config.steps = 0.0, 60
+    train(config, resume=True)  # a GAN run may go on without its critic; the reverse is refused
+    plain_config = _tiny_config(face_folder, tmp_path / "plain", steps=5)
+    train(plain_config)
+    plain_config.adversarial_weight, plain_config.steps = 0.05, 10
+    with pytest.raises(ValueError, match="without the adversarial loss"):
+        train(plain_config, resume=True)
+
+
+def test_training_starts_from_a_checkpoint_and_records_it(face_folder, tmp_path):
+    parent = _tiny_config(face_folder, tmp_path / "parent", steps=10)
+    train(parent, command="colorstream train parent")
+    child = _tiny_config(face_folder, tmp_path / "child", steps=1)
+    child.init, child.lr = parent.out, 1e-12
+    metadata = train(child)
+    assert metadata["training"]["init"]["checkpoint"] == parent.out
+    assert metadata["training"]["init"]["command"] == "colorstream train parent"
+    before, after = checkpoint.read(parent.out)["state_dict"], checkpoint.read(child.out)["state_dict"]
+    weights = [name for name, tensor in before.items() if tensor.is_floating_point() and "running" not in name]
+    assert all(torch.allclose(before[name], after[name], atol=1e-6) for name in weights)
+    other = _tiny_config(face_folder, tmp_path / "other", steps=1)
+    other.init, other.model = parent.out, ModelConfig(base_channels=8, levels=2, res_blocks=1)
+    with pytest.raises(ValueError, match="architecture"):
+        train(other)
+
+
+def test_stroke_sizes_scale_with_the_resolution(face_folder, tmp_path):
+    scaled = data.at_resolution(data.AugmentConfig(), 192)
+    assert scaled.pencil_sigma == (3.0, 10.0) and scaled.line_sigma == (1.2, 2.6)
+    config = _tiny_config(face_folder, tmp_path, steps=1)
+    config.resolution = 64
+    assert train(config)["sketch_params"]["blur_sigma"] == pytest.approx(2.0)  # 3 px at 96
+
+
+def test_generalisation_report_scores_other_recipes_and_each_collection(face_folder, tmp_path):
+    from colorstream.model.inference import load
+    from colorstream.training.evaluate import OTHER_RECIPES, evaluate_generalisation, paper_recipe, scanned_recipe
+
+    flat = np.full((64, 64, 3), 120, np.uint8)
+    assert paper_recipe(flat).min() >= 250  # no strokes where the photo is flat: white paper
+    assert 200 <= int(np.median(scanned_recipe(flat))) <= 235  # cream paper
+    faces = data.load_faces(face_folder, margin=1.4, cache_dir=tmp_path, workers=1)
+    faces.sources["train"][:5] = "utk"  # two collections in one split
+    predictor = load("sketch", "cpu")
+    report = evaluate_generalisation(predictor, faces, "train", limit=10)
+    assert set(report) == {"own", *OTHER_RECIPES, "by_source"} and set(report["by_source"]) == {"celeba", "utk"}
+    assert report["own"]["n"] == 10 and report["by_source"]["utk"]["paper"]["n"] == 5
+    for recipe in ("own", *OTHER_RECIPES):
+        halves = [report["by_source"][source][recipe]["face_psnr"] for source in ("celeba", "utk")]
+        assert report[recipe]["face_psnr"] == pytest.approx(np.mean(halves))  # equal halves: the mean of means
+        assert 0 < report[recipe]["face_ssim"] < 1
+    assert report["own"]["face_psnr"] != report["scanned"]["face_psnr"]
+
+
+def test_pair_report_has_aligned_identity_and_styles(portrait):
+    from colorstream.model.inference import load
+    from colorstream.training.evaluate import evaluate_pairs
+
+    rng = np.random.default_rng(1)
+    pairs = []
+    for index in range(6):
+        matrix = cv2.getRotationMatrix2D((128, 128), rng.uniform(-6, 6), rng.uniform(0.9, 1.1))
+        photo = cv2.warpAffine(portrait, matrix, (256, 256), borderMode=cv2.BORDER_REFLECT)
+        pairs.append(data.SketchPair(f"p{index}", imageops_gray(photo), photo, style=index % 2))
+    report = evaluate_pairs(load("sketch", "cpu"), pairs)
+    assert report["n"] == 6 and set(report["by_style"]) == {"0", "1"} and report["by_style"]["1"]["n"] == 3
+    assert report["rank1_sketch_aligned"] == 1.0  # the 'sketch' is the photo's own gray: its face matches itself
+    assert 0.0 <= report["rank1_output_aligned"] <= 1.0 and 0 < report["ssim_output"] < 1
+
+
+def imageops_gray(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)

@@ -13,7 +13,7 @@ import hashlib
 import multiprocessing
 import os
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -22,8 +22,8 @@ import numpy as np
 from colorstream import imageops
 
 CACHE_ROOM = 1.5  # cached crops cover 1.5x the face square, for augmentation
-CACHE_SIZE = 144  # pixels per side of a cached crop
-CACHE_VERSION = 2  # bump when face detection or cropping changes, so stale caches are not reused
+CACHE_SIZE = 192  # pixels per side of a cached crop: a 128-pixel face square, as sharp as the photos allow
+CACHE_VERSION = 3  # bump when face detection or cropping changes, so stale caches are not reused
 SPLITS = ("train", "val", "test")
 
 
@@ -33,6 +33,11 @@ def identity_of(path: Path) -> str:
     if parts[0] == "celeba" and len(parts) >= 3:
         return "celeba_" + parts[1]
     return path.stem
+
+
+def source_of(path: Path) -> str:
+    """The collection a face photo comes from, by its name's prefix (`celeba_...`, `utk_...`)."""
+    return Path(path).stem.split("_")[0]
 
 
 def split_of(key: str, val_percent: int = 5, test_percent: int = 5) -> str:
@@ -71,6 +76,7 @@ class FaceSet:
     """Cached face crops of one photo folder, by split."""
 
     crops: dict[str, np.ndarray]  # split -> (n, CACHE_SIZE, CACHE_SIZE, 3) uint8 BGR
+    sources: dict[str, np.ndarray]  # split -> (n,) str: each crop's collection (`source_of`)
     fingerprint: str
     n_images: int
     n_no_face: int
@@ -89,23 +95,29 @@ def load_faces(folder: Path, margin: float, cache_dir: Path | None = None, worke
     if cache and cache.exists():
         stored = np.load(cache)
         crops = {split: stored[split] for split in SPLITS}
-        return FaceSet(crops, print_id, int(stored["n_images"]), int(stored["n_no_face"]))
+        sources = {split: stored[split + "_sources"] for split in SPLITS}
+        return FaceSet(crops, sources, print_id, int(stored["n_images"]), int(stored["n_no_face"]))
     # spawned, not forked: a fork copies locks that other threads (torch, Ray, the caller's) may hold
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
         results = pool.map(_crop_face, [(str(p), margin) for p in paths], chunksize=64)
     by_split: dict[str, list[np.ndarray]] = {split: [] for split in SPLITS}
+    source_names: dict[str, list[str]] = {split: [] for split in SPLITS}
     for path, crop in zip(paths, results):
         if crop is not None:
-            by_split[split_of(identity_of(path))].append(crop)
+            split = split_of(identity_of(path))
+            by_split[split].append(crop)
+            source_names[split].append(source_of(path))
     empty = np.zeros((0, CACHE_SIZE, CACHE_SIZE, 3), np.uint8)
     crops = {split: np.stack(items) if items else empty for split, items in by_split.items()}
+    sources = {split: np.array(names, dtype=str) for split, names in source_names.items()}
     n_no_face = sum(crop is None for crop in results)
     if cache:
         cache.parent.mkdir(parents=True, exist_ok=True)
         partial = cache.with_suffix(".tmp.npz")
-        np.savez(partial, n_images=len(paths), n_no_face=n_no_face, **crops)
+        np.savez(partial, n_images=len(paths), n_no_face=n_no_face, **crops,
+                 **{split + "_sources": names for split, names in sources.items()})
         os.replace(partial, cache)
-    return FaceSet(crops, print_id, len(paths), n_no_face)
+    return FaceSet(crops, sources, print_id, len(paths), n_no_face)
 
 
 @dataclass
@@ -113,6 +125,7 @@ class SketchPair:
     stem: str
     sketch: np.ndarray  # gray, as drawn
     photo: np.ndarray  # BGR, pixel-aligned with the sketch
+    style: int = -1  # the artist's drawing style where the index tells one (FS2K: 0, 1, 2)
 
 
 def load_sketch_pairs(folder: Path) -> dict[str, list[SketchPair]]:
@@ -130,7 +143,8 @@ def load_sketch_pairs(folder: Path) -> dict[str, list[SketchPair]]:
             if sketch is None or photo is None or sketch.shape[:2] != photo.shape[:2]:
                 continue
             split = "test" if zlib.crc32(stem.encode()) % 100 < 20 else "train"
-            pairs[split].append(SketchPair(stem, sketch, photo))
+            style = row.get("style") or ""
+            pairs[split].append(SketchPair(stem, sketch, photo, int(style) if style.isdigit() else -1))
     return pairs
 
 
@@ -157,7 +171,7 @@ class AugmentConfig:
     scale: tuple[float, float] = (0.85, 1.35)  # face square side relative to the nominal margin
     rotate_degrees: float = 8.0
     shift: float = 0.05  # fraction of the output side
-    pencil_sigma: tuple[float, float] = (1.5, 5.0)  # at the model's resolution
+    pencil_sigma: tuple[float, float] = (1.5, 5.0)  # stroke sizes in pixels of a 96-pixel view (`at_resolution`)
     line_probability: float = 0.35
     line_sigma: tuple[float, float] = (0.6, 1.3)
     line_epsilon: tuple[float, float] = (-0.02, 0.0)  # lower: sparser lines
@@ -166,6 +180,9 @@ class AugmentConfig:
     paper_tone: tuple[float, float] = (0.8, 1.0)
     jpeg_probability: float = 0.5
     jpeg_quality: tuple[int, int] = (25, 95)
+    scan_probability: float = 0.3  # a scanner's or camera's grain and softness on a drawn sketch
+    scan_noise_sigma: tuple[float, float] = (2.0, 8.0)
+    scan_blur_sigma: tuple[float, float] = (0.3, 1.0)
     # gray inputs (the video model): old film and webcams vary in contrast, exposure, focus and grain
     gray_contrast: tuple[float, float] = (0.5, 1.15)
     gray_brightness: float = 25.0  # largest shift of the mean, in gray levels
@@ -173,6 +190,16 @@ class AugmentConfig:
     gray_blur_sigma: tuple[float, float] = (0.5, 1.5)
     gray_noise_probability: float = 0.4
     gray_noise_sigma: tuple[float, float] = (2.0, 10.0)
+
+
+STROKE_RESOLUTION = 96  # the view size at which AugmentConfig's stroke sizes are given
+
+
+def at_resolution(aug: AugmentConfig, resolution: int) -> AugmentConfig:
+    """The stroke sizes scaled from a 96-pixel view to `resolution`, so a face sketches alike at any size."""
+    scale = resolution / STROKE_RESOLUTION
+    return replace(aug, pencil_sigma=tuple(scale * s for s in aug.pencil_sigma),
+                   line_sigma=tuple(scale * s for s in aug.line_sigma))
 
 
 def random_view(crop: np.ndarray, size: int, rng: np.random.Generator, aug: AugmentConfig) -> np.ndarray:
@@ -206,11 +233,14 @@ def synthetic_sketch(photo: np.ndarray, rng: np.random.Generator, aug: AugmentCo
 
 
 def degrade_sketch(sketch: np.ndarray, rng: np.random.Generator, aug: AugmentConfig) -> np.ndarray:
-    """Stroke width, contrast, paper tone and JPEG noise, as real scans vary."""
+    """Stroke width, contrast, paper tone, scan grain and JPEG noise, as real scans vary."""
     if rng.random() < aug.thicken_probability:
         sketch = cv2.erode(sketch, np.ones((2, 2), np.uint8))
-    tones = (sketch.astype(np.float32) / 255.0) ** rng.uniform(*aug.gamma) * rng.uniform(*aug.paper_tone)
-    return jpeg_noise(np.clip(tones * 255.0 + 0.5, 0, 255).astype(np.uint8), rng, aug)
+    tones = (sketch.astype(np.float32) / 255.0) ** rng.uniform(*aug.gamma) * rng.uniform(*aug.paper_tone) * 255.0
+    if rng.random() < aug.scan_probability:
+        tones = cv2.GaussianBlur(tones, (0, 0), rng.uniform(*aug.scan_blur_sigma))
+        tones = tones + rng.normal(0.0, rng.uniform(*aug.scan_noise_sigma), tones.shape).astype(np.float32)
+    return jpeg_noise(np.clip(tones + 0.5, 0, 255).astype(np.uint8), rng, aug)
 
 
 def degrade_gray(gray: np.ndarray, rng: np.random.Generator, aug: AugmentConfig) -> np.ndarray:

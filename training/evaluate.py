@@ -4,9 +4,14 @@
   model was trained, is sketched with the checkpoint's own sketch op,
   inverted, and scored with PSNR and SSIM at 100x100, both on the Haar face
   box (the paper's crop) and on the model's whole framed view.
+- Other sketch recipes: the same faces sketched by recipes the model was not
+  trained with (`OTHER_RECIPES`), framed as an outside evaluator frames them,
+  and the scores split by the collection each face comes from. A model that
+  only wins on its own recipe and sources has not learned to generalise.
 - Real hand-drawn pairs (the paper's Table III): whole sketches go through
   `Predictor.invert`, the product path, and the outputs are compared with the
-  photos (SSIM, PSNR) and used as probes for a PCA + correlation matcher.
+  photos (SSIM, PSNR) and used as probes for a PCA + correlation matcher, on
+  the whole images and on aligned gray face crops, overall and per drawing style.
 """
 
 from __future__ import annotations
@@ -20,35 +25,96 @@ import numpy as np
 from colorstream import imageops, metrics
 from colorstream.model.checkpoint import SATURATION_OBJECTIVES, STILLS_OBJECTIVE, VIDEO_OBJECTIVE
 from colorstream.model.inference import Predictor
-from colorstream.training.data import SketchPair, center_view
+from colorstream.training.data import CACHE_ROOM, FaceSet, SketchPair, center_view
 
 PROTOCOL_SIZE = 100
 
 
-def evaluate_faces(predictor: Predictor, crops: np.ndarray, size: int = PROTOCOL_SIZE) -> dict[str, float]:
-    """PSNR/SSIM, Lab a/b error and colourfulness at size x size, over cached face crops, in two regions.
+def paper_recipe(photo: np.ndarray) -> np.ndarray:
+    """The paper's pencil sketch as another coder would write it: a fixed 21x21 Gaussian kernel (sigma 3.5)."""
+    gray = imageops.to_gray(photo)
+    return cv2.divide(gray, 255 - cv2.GaussianBlur(255 - gray, (21, 21), 0), scale=256)
+
+
+def scanned_recipe(photo: np.ndarray) -> np.ndarray:
+    """The paper's sketch drawn wider (sigma 5), on cream paper (88%), through a scanner's JPEG (quality 50)."""
+    gray = imageops.to_gray(photo)
+    sketch = cv2.divide(gray, 255 - cv2.GaussianBlur(255 - gray, (0, 0), 5.0), scale=256)
+    toned = np.clip(sketch.astype(np.float32) * 0.88 + 0.5, 0, 255).astype(np.uint8)
+    return cv2.imdecode(cv2.imencode(".jpg", toned, [cv2.IMWRITE_JPEG_QUALITY, 50])[1], cv2.IMREAD_GRAYSCALE)
+
+
+# name -> (face square / Haar box, sketch op): sketches the models never trained on, framed at 1.3x the Haar box
+OTHER_RECIPES = {"paper": (1.3, paper_recipe), "scanned": (1.3, scanned_recipe)}
+
+
+def framed_view(crop: np.ndarray, size: int, scale: float) -> np.ndarray:
+    """A cached crop's face square scaled by `scale` (another margin / the cache's), at size x size."""
+    nominal = crop.shape[0] / CACHE_ROOM * scale
+    offset = (crop.shape[0] - nominal) / 2.0
+    return imageops.crop_square(crop, imageops.Box(offset, offset, nominal, nominal), size)
+
+
+def face_scores(predictor: Predictor, crops: np.ndarray, size: int = PROTOCOL_SIZE, margin: float | None = None,
+                sketch: Callable[[np.ndarray], np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Per face: PSNR/SSIM, Lab a/b error and colourfulness at size x size, over cached face crops, in two regions.
 
     Each crop is framed the way the model was trained (its crop margin around
-    the Haar box), sketched with the model's own op and inverted. "face"
-    scores the Haar box itself, the paper's crop, at size x size; "crop"
-    scores the model's whole view, background included, resized to size x size.
+    the Haar box), sketched with the model's own op and inverted; `margin`
+    and `sketch` frame and sketch it another way instead (crops are cached
+    at the model's margin). "face" scores the Haar box itself, the paper's
+    crop, at size x size; "crop" scores the whole view, background included,
+    resized to size x size.
     """
-    view = int(round(size * predictor.crop_margin))
+    margin = margin or predictor.crop_margin
+    view = int(round(size * margin))
     inset = (view - size) // 2
-    truths = [center_view(crop, view) for crop in crops]
-    outputs = predictor.predict([predictor.sketchify(truth) for truth in truths])
+    truths = [framed_view(crop, view, margin / predictor.crop_margin) for crop in crops]
+    outputs = predictor.predict([(sketch or predictor.sketchify)(truth) for truth in truths])
     regions = {
         "face": lambda image: image[inset:inset + size, inset:inset + size],
         "crop": lambda image: cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA),
     }
-    report: dict[str, float] = {"n": len(truths)}
+    rows: dict[str, np.ndarray] = {}
     for name, region in regions.items():
         outs, refs = [region(o) for o in outputs], [region(t) for t in truths]
-        report[f"{name}_psnr"] = float(np.mean([metrics.psnr(o, t) for o, t in zip(outs, refs)]))
-        report[f"{name}_ssim"] = float(np.mean([metrics.ssim(o, t) for o, t in zip(outs, refs)]))
-        report[f"{name}_ab_error"] = float(np.mean([metrics.ab_error(o, t) for o, t in zip(outs, refs)]))
-        report[f"{name}_colourfulness_output"] = float(np.mean([metrics.colourfulness(o) for o in outs]))
-        report[f"{name}_colourfulness_truth"] = float(np.mean([metrics.colourfulness(t) for t in refs]))
+        rows[f"{name}_psnr"] = np.array([metrics.psnr(o, t) for o, t in zip(outs, refs)])
+        rows[f"{name}_ssim"] = np.array([metrics.ssim(o, t) for o, t in zip(outs, refs)])
+        rows[f"{name}_ab_error"] = np.array([metrics.ab_error(o, t) for o, t in zip(outs, refs)])
+        rows[f"{name}_colourfulness_output"] = np.array([metrics.colourfulness(o) for o in outs])
+        rows[f"{name}_colourfulness_truth"] = np.array([metrics.colourfulness(t) for t in refs])
+    return rows
+
+
+def mean_scores(rows: dict[str, np.ndarray], keys: tuple[str, ...] | None = None) -> dict[str, float]:
+    """Per-face scores averaged: {"n": count, key: mean} (colourfulness: of the outputs' and the truths')."""
+    keys = keys or tuple(rows)
+    count = len(next(iter(rows.values()))) if rows else 0
+    return {"n": count, **{key: float(np.mean(rows[key])) if count else float("nan") for key in keys}}
+
+
+def evaluate_faces(predictor: Predictor, crops: np.ndarray, size: int = PROTOCOL_SIZE, margin: float | None = None,
+                   sketch: Callable[[np.ndarray], np.ndarray] | None = None) -> dict[str, float]:
+    """`face_scores` averaged over the faces."""
+    return mean_scores(face_scores(predictor, crops, size, margin, sketch))
+
+
+FACE_SCORES = ("face_psnr", "face_ssim", "face_ab_error", "face_colourfulness_output", "face_colourfulness_truth")
+
+
+def evaluate_generalisation(predictor: Predictor, faces: FaceSet, split: str = "test",
+                            limit: int | None = None) -> dict[str, dict]:
+    """Face-box scores on one split under each recipe (the model's own and `OTHER_RECIPES`), overall and per
+    collection: the gap between the model's own recipe and the others, and between collections, is what
+    generalisation has to close."""
+    crops, sources = faces.crops[split][:limit], faces.sources[split][:limit]
+    report: dict[str, dict] = {}
+    for name, (margin, sketch) in {"own": (None, None), **OTHER_RECIPES}.items():
+        rows = face_scores(predictor, crops, margin=margin, sketch=sketch)
+        report[name] = mean_scores(rows, FACE_SCORES)
+        for source in sorted(set(sources)):
+            chosen = {key: values[sources == source] for key, values in rows.items()}
+            report.setdefault("by_source", {}).setdefault(source, {})[name] = mean_scores(chosen, FACE_SCORES)
     return report
 
 
@@ -94,26 +160,61 @@ def calibrate_saturations(predictor: Predictor, crops: np.ndarray,
     return {objective: calibrate_saturation(predictor, crops, objective=objective) for objective in objectives}
 
 
-def evaluate_pairs(predictor: Predictor, pairs: list[SketchPair], size: int = PROTOCOL_SIZE) -> dict[str, float]:
-    """Sketch vs output, each against the true photo, on real hand-drawn pairs."""
+ALIGNED_SIZE = 64  # side of the aligned gray face crops the identity test compares
+
+
+def aligned_face(image: np.ndarray, box: imageops.Box) -> np.ndarray:
+    """The gray face square of an image, at ALIGNED_SIZE: no background, clothing or colour to match on."""
+    return imageops.crop_square(imageops.to_gray(image), box, ALIGNED_SIZE)
+
+
+def evaluate_pairs(predictor: Predictor, pairs: list[SketchPair], size: int = PROTOCOL_SIZE) -> dict:
+    """Sketch vs output, each against the true photo, on real hand-drawn pairs.
+
+    Rank-1 is reported twice: on the whole images at size x size, and on
+    aligned gray face crops (the Haar box found in the photo, applied to the
+    pixel-aligned sketch and output alike), where only the face can decide.
+    Pairs with a drawing style are also scored per style, each style's photos
+    its own gallery.
+    """
     outputs = predictor.invert([pair.sketch for pair in pairs])
 
     def small(image: np.ndarray) -> np.ndarray:
         return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
 
+    boxes = []
+    for pair in pairs:
+        height, width = pair.photo.shape[:2]
+        face = imageops.largest_face(pair.photo, min_face=min(height, width) // 5)
+        side = min(height, width)
+        boxes.append(face or imageops.Box((width - side) / 2.0, (height - side) / 2.0, side, side))
     photos = [small(pair.photo) for pair in pairs]
     sketches = [cv2.cvtColor(small(pair.sketch), cv2.COLOR_GRAY2BGR) for pair in pairs]
     outs = [small(output) for output in outputs]
+    aligned = {name: np.stack([aligned_face(image, box) for image, box in zip(images, boxes)]) for name, images in
+               (("photo", [p.photo for p in pairs]), ("sketch", [p.sketch for p in pairs]), ("output", outputs))}
     gray = lambda images: np.stack([imageops.to_gray(image) for image in images])  # noqa: E731
-    return {
-        "n": len(pairs),
-        "ssim_sketch": float(np.mean([metrics.ssim(s, p) for s, p in zip(sketches, photos)])),
-        "ssim_output": float(np.mean([metrics.ssim(o, p) for o, p in zip(outs, photos)])),
-        "psnr_sketch": float(np.mean([metrics.psnr(s, p) for s, p in zip(sketches, photos)])),
-        "psnr_output": float(np.mean([metrics.psnr(o, p) for o, p in zip(outs, photos)])),
-        "rank1_sketch": metrics.rank1_identification(gray(photos), gray(sketches)),
-        "rank1_output": metrics.rank1_identification(gray(photos), gray(outs)),
-    }
+
+    def scores(index: np.ndarray) -> dict:
+        pick = lambda images: [images[i] for i in index]  # noqa: E731
+        p, s, o = pick(photos), pick(sketches), pick(outs)
+        return {
+            "n": len(index),
+            "ssim_sketch": float(np.mean([metrics.ssim(a, b) for a, b in zip(s, p)])),
+            "ssim_output": float(np.mean([metrics.ssim(a, b) for a, b in zip(o, p)])),
+            "psnr_sketch": float(np.mean([metrics.psnr(a, b) for a, b in zip(s, p)])),
+            "psnr_output": float(np.mean([metrics.psnr(a, b) for a, b in zip(o, p)])),
+            "rank1_sketch": metrics.rank1_identification(gray(p), gray(s)),
+            "rank1_output": metrics.rank1_identification(gray(p), gray(o)),
+            "rank1_sketch_aligned": metrics.rank1_identification(aligned["photo"][index], aligned["sketch"][index]),
+            "rank1_output_aligned": metrics.rank1_identification(aligned["photo"][index], aligned["output"][index]),
+        }
+
+    report = scores(np.arange(len(pairs)))
+    styles = np.array([pair.style for pair in pairs])
+    for style in sorted(set(styles[styles >= 0])):
+        report.setdefault("by_style", {})[str(style)] = scores(np.flatnonzero(styles == style))
+    return report
 
 
 def sample_grid(predictor: Predictor, crops: np.ndarray, path: Path, count: int = 8,

@@ -21,9 +21,10 @@ from colorstream.model.inference import Predictor, ScenePredictor, pick_device
 from colorstream.model.net import ModelConfig, build, count_parameters
 from colorstream.training import data
 from colorstream.training import scenes as scene_data
-from colorstream.training.evaluate import (calibrate_saturations, calibrate_scene_gains, evaluate_faces,
-                                           evaluate_photos, sample_grid, scene_sample_grid)
-from colorstream.training.losses import LOSSES, ab_classification_loss, loss_fn
+from colorstream.training.evaluate import (OTHER_RECIPES, calibrate_saturations, calibrate_scene_gains,
+                                           evaluate_faces, evaluate_photos, sample_grid, scene_sample_grid)
+from colorstream.training.losses import (LOSSES, PatchDiscriminator, ab_classification_loss, adversarial_loss,
+                                         edge_loss, loss_fn)
 
 SCHEDULES = ("halving", "cosine")
 
@@ -46,13 +47,16 @@ class TrainConfig:
     resolution: int = 96
     crop_margin: float = 1.4  # face square side / Haar box side
     input_kind: str = "pencil"  # what inference feeds the model: a sketch op, or "gray" (see imageops.INPUT_KINDS)
-    pencil_sigma: float = 3.0  # the pencil op's blur, in pixels at `resolution`
+    pencil_sigma: float = 3.0  # the pencil op's blur, in pixels of a 96-pixel view (scaled to `resolution`)
     normalize_sketch: bool = True
     batch_size: int = 32
     steps: int = 3000
     lr: float = 1e-3
     schedule: str = "halving"  # the paper's: halve the rate every half epoch
     loss: str = "mse"  # the paper's
+    edge_weight: float = 0.0  # weight of the luma-gradient L1 (face task)
+    adversarial_weight: float = 0.0  # weight of the PatchGAN term for the generator (face task); 0: no GAN
+    init: str | None = None  # start from this checkpoint's weights (same architecture) instead of at random
     eval_every: int = 250
     eval_images: int = 200
     calibrate: bool = True  # fit the saturation gains on the val split at the end (see evaluate.calibrate_saturation)
@@ -73,6 +77,10 @@ class TrainConfig:
                 raise ValueError(f"the scene crop must be a multiple of {self.model.size_multiple}")
         elif self.model.arch == "scene":
             raise ValueError("the scene architecture is for --task scene")
+        if self.task == "scene" and (self.edge_weight or self.adversarial_weight):
+            raise ValueError("edge and adversarial losses are for face models")
+        if min(self.edge_weight, self.adversarial_weight) < 0:
+            raise ValueError("loss weights cannot be negative")
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; expected one of {', '.join(LOSSES)}")
         if self.schedule not in SCHEDULES:
@@ -136,7 +144,8 @@ class FaceTask:
         self.metadata = {
             "task": "face",
             "input_kind": config.input_kind,
-            "sketch_params": {"blur_sigma": config.pencil_sigma} if config.input_kind == "pencil" else {},
+            "sketch_params": ({"blur_sigma": config.pencil_sigma * config.resolution / data.STROKE_RESOLUTION}
+                              if config.input_kind == "pencil" else {}),
             "normalize_sketch": config.normalize_sketch,
             "crop_margin": config.crop_margin,
             "color_space": "rgb",
@@ -146,7 +155,7 @@ class FaceTask:
                            "real_pairs": 0 if real is None else len(real[0])}
         # a sampler seeded by (seed, step) continues deterministically after a resume
         self.sampler = data.PairSampler(faces.crops["train"], config.resolution, config.normalize_sketch,
-                                        config.augment, [config.seed, start_step], real,
+                                        data.at_resolution(config.augment, config.resolution), [config.seed, start_step], real,
                                         config.real_fraction if real else 0.0, config.input_kind)
 
     def model_config(self) -> ModelConfig:
@@ -160,7 +169,10 @@ class FaceTask:
         return x, y
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return loss_fn(self.config.loss, output, target)
+        loss = loss_fn(self.config.loss, output, target)
+        if self.config.edge_weight:
+            loss = loss + self.config.edge_weight * edge_loss(output, target)
+        return loss
 
     def validate(self, net: torch.nn.Module, metadata: dict, device: torch.device, final: bool,
                  samples: Path) -> dict:
@@ -169,6 +181,10 @@ class FaceTask:
             metadata["saturation_gains"] = calibrate_saturations(predictor, self.val)
             predictor = Predictor(net, metadata, device)  # scored below at its stills gain
         report = evaluate_faces(predictor, self.val)
+        if self.config.input_kind != "gray":  # a recipe it never trained on: the gap is what generalisation costs
+            margin, sketch = OTHER_RECIPES["paper"]
+            other = evaluate_faces(predictor, self.val, margin=margin, sketch=sketch)
+            report.update({f"paper_{key}": other[key] for key in ("face_psnr", "face_ssim")})
         sample_grid(predictor, self.val, samples)
         return report
 
@@ -246,6 +262,15 @@ def train(config: TrainConfig, resume: bool = False, command: str | None = None)
     model_config = task.model_config()
     net = build(model_config).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
+    # pix2pix: a PatchGAN of its own, trained in turn with the generator, with Adam's betas at (0.5, 0.999)
+    critic = PatchDiscriminator().to(device) if config.adversarial_weight else None
+    critic_optimizer = torch.optim.Adam(critic.parameters(), lr=config.lr, betas=(0.5, 0.999)) if critic else None
+    parent = checkpoint.read(config.init) if config.init and not payload else None
+    if parent is not None:
+        if ModelConfig(**parent["metadata"]["model"]) != model_config:
+            raise ValueError(f"{config.init}: its architecture {parent['metadata']['model']} is not the one asked "
+                             f"for ({model_config.to_dict()})")
+        net.load_state_dict(parent["state_dict"])
     metadata = {
         **task.metadata,
         "model": model_config.to_dict(),
@@ -255,6 +280,11 @@ def train(config: TrainConfig, resume: bool = False, command: str | None = None)
                      "seconds": 0.0, "steps": 0},
         "metrics": {},
     }
+    if parent is not None:  # the card must show what the starting weights were and how they were made
+        metadata["training"]["init"] = {"checkpoint": str(config.init),
+                                        "command": parent["metadata"]["training"].get("command", ""),
+                                        "steps": parent["metadata"]["training"].get("steps", 0),
+                                        "seconds": parent["metadata"]["training"].get("seconds", 0.0)}
     log: list[dict] = []
     elapsed_before = 0.0
     if payload:
@@ -262,6 +292,13 @@ def train(config: TrainConfig, resume: bool = False, command: str | None = None)
         optimizer.load_state_dict(payload["resume"]["optimizer"])
         log = payload["resume"]["log"]
         elapsed_before = payload["metadata"]["training"]["seconds"]
+        if "init" in payload["metadata"]["training"]:
+            metadata["training"]["init"] = payload["metadata"]["training"]["init"]
+        if critic is not None:
+            if "critic" not in payload["resume"]:
+                raise ValueError(f"{resume_path}: was trained without the adversarial loss; resume it without one")
+            critic.load_state_dict(payload["resume"]["critic"])
+            critic_optimizer.load_state_dict(payload["resume"]["critic_optimizer"])
         # the card must show every command that shaped the weights, so a resume appends its own
         metadata["training"]["command"] = " && ".join(filter(None, [payload["metadata"]["training"]["command"],
                                                                      metadata["training"]["command"]]))
@@ -277,6 +314,8 @@ def train(config: TrainConfig, resume: bool = False, command: str | None = None)
             handle.writelines(json.dumps(row) + "\n" for row in log)
         plot_curves(log, log_dir / "curves.png", task.curve)
         state = {"optimizer": optimizer.state_dict(), "step": step, "log": log}
+        if critic is not None:
+            state.update(critic=critic.state_dict(), critic_optimizer=critic_optimizer.state_dict())
         checkpoint.save(resume_path, net, metadata, resume=state)
         if final:
             checkpoint.save(out, net, metadata)
@@ -287,17 +326,29 @@ def train(config: TrainConfig, resume: bool = False, command: str | None = None)
                     dynamic_ncols=True, mininterval=1.0 if sys.stderr.isatty() else 30.0)
     for step in progress:
         rate = learning_rate(config, step, steps_per_epoch)
-        for group in optimizer.param_groups:
+        for group in optimizer.param_groups + (critic_optimizer.param_groups if critic else []):
             group["lr"] = rate
         x, y = task.batch(device)
-        loss = task.loss(net(x), y)
+        output = net(x)
+        loss = task.loss(output, y)
+        row = {"step": step + 1}
+        if critic is not None:
+            # the critic learns to tell (sketch, photo) from (sketch, output); then the net learns to fool it
+            critic_loss = 0.5 * (adversarial_loss(critic(x, y), True) +
+                                 adversarial_loss(critic(x, output.detach()), False))
+            critic_optimizer.zero_grad(set_to_none=True)
+            critic_loss.backward()
+            critic_optimizer.step()
+            fooling = adversarial_loss(critic(x, output), True)
+            loss = loss + config.adversarial_weight * fooling
+            row.update(critic_loss=critic_loss.item(), fooling_loss=fooling.item())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         loss_value = loss.item()
         if not math.isfinite(loss_value):
             raise ValueError(f"the loss became {loss_value} at step {step + 1}; lower --lr")
-        log.append({"step": step + 1, "loss": loss_value, "lr": rate})
+        log.append({**row, "loss": loss_value, "lr": rate})
         seconds = time.time() - started
         images_per_second = (step + 1 - start_step) * config.batch_size / seconds
         progress.set_postfix(loss=f"{loss_value:.4f}", img_s=f"{images_per_second:.1f}", refresh=False)
@@ -305,6 +356,7 @@ def train(config: TrainConfig, resume: bool = False, command: str | None = None)
             snapshot(step + 1, elapsed_before + seconds, final=False)
             progress.write(f"step {step + 1}: " + ", ".join(f"{k} {v:.4g}" for k, v in metadata["metrics"].items()
                                                              if k in (task.curve, "val_face_ssim",
+                                                                      "val_paper_face_psnr",
                                                                       "val_colourfulness_ratio")))
     progress.close()
     snapshot(config.steps, elapsed_before + time.time() - started, final=True)
