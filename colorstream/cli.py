@@ -15,6 +15,8 @@ import json
 import math
 import signal
 import sys
+import threading
+import time
 from pathlib import Path
 
 from colorstream.files import (OutputError, check_report_path, ensure_writable_dir, inside_package,
@@ -38,6 +40,22 @@ class Interrupted(KeyboardInterrupt):
 
 def _raise_interrupted(signum: int, frame) -> None:
     raise Interrupted(signum)
+
+
+def let_threads_finish(deadline_s: float = 3.0) -> None:
+    """After an interrupt, give the stage threads a moment to see the stop and leave their C calls.
+
+    The main thread unwinds at once; an interpreter that shuts down while a
+    daemon thread is still inside torch, PyAV or OpenCV can crash (SIGSEGV or
+    SIGABRT instead of exit 130/143, seen under load in the signal tests).
+    """
+    deadline = time.monotonic() + deadline_s
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread():
+            try:
+                thread.join(max(0.0, deadline - time.monotonic()))
+            except (AssertionError, RuntimeError):  # a thread started outside Python cannot be joined
+                pass
 
 
 def install_signal_handlers() -> None:
@@ -857,6 +875,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as interrupt:
         signum = getattr(interrupt, "signum", signal.SIGINT)
         print(f"{command}: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+        let_threads_finish()
         return 128 + signum
 
 
