@@ -381,3 +381,18 @@ def test_a_checkpoint_with_nan_weights_is_refused(tmp_path):
     checkpoint.save(tmp_path / "nan.pt", net, tiny_metadata(config))
     with pytest.raises(checkpoint.CheckpointError, match="NaN or infinite"):
         load(tmp_path / "nan.pt", device="cpu")
+
+
+def test_an_interrupt_waits_for_stage_threads_but_not_for_ever():
+    import threading
+
+    from colorstream.cli import let_threads_finish
+
+    done = threading.Event()
+    finishing = threading.Thread(target=lambda: (time.sleep(0.3), done.set()), daemon=True)
+    stuck = threading.Thread(target=threading.Event().wait, daemon=True)  # never ends
+    finishing.start()
+    stuck.start()
+    started = time.monotonic()
+    let_threads_finish(deadline_s=1.0)
+    assert done.is_set() and 0.9 <= time.monotonic() - started < 2.0
