@@ -59,6 +59,7 @@ class Predictor:
         self.sketch_params = dict(metadata["sketch_params"])
         self.normalize = bool(metadata["normalize_sketch"])
         self.crop_margin = float(metadata["crop_margin"])
+        self.multiple = ModelConfig(**metadata["model"]).size_multiple  # the net takes sides of this multiple
         self.saturation_gains = checkpoint.saturation_gains(metadata)
         self.saturation_gain = self.saturation_gains[checkpoint.STILLS_OBJECTIVE]  # in use; video passes its own
         self.flip_average = True  # for still images; see `predict`
@@ -113,7 +114,7 @@ class Predictor:
         if flip_average and len(prepared):  # both views in one batch: one call, and the same kernels for each
             both = self.predict_prepared(np.concatenate([prepared, prepared[:, :, ::-1]]), 2 * batch_size)
             photos, mirrored = both[:len(prepared)], both[len(prepared):, :, ::-1]
-            photos = ((photos.astype(np.uint16) + mirrored + 1) // 2).astype(np.uint8)
+            photos = mean_uint8(photos, mirrored)
         else:
             photos = self.predict_prepared(prepared, batch_size)
         return [cv2.resize(photo, (s.shape[1], s.shape[0]), interpolation=cv2.INTER_CUBIC)
@@ -153,13 +154,12 @@ class Predictor:
         scale = min(scale, WHOLE_SKETCH_MAX_VIEWS * self.resolution / max(height, width))
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
         small = cv2.resize(gray, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-        multiple = ModelConfig(**self.metadata["model"]).size_multiple
-        pad_y, pad_x = -size[1] % multiple, -size[0] % multiple
+        pad_y, pad_x = -size[1] % self.multiple, -size[0] % self.multiple
         padded = cv2.copyMakeBorder(small, 0, pad_y, 0, pad_x, cv2.BORDER_CONSTANT, value=paper)
         prepared = imageops.normalize_sketch(padded) if self.normalize else padded  # (h, w)
         if self.flip_average:
             both = self.predict_prepared(np.stack([prepared, prepared[:, ::-1]]), 2)
-            photo = ((both[0].astype(np.uint16) + both[1][:, ::-1] + 1) // 2).astype(np.uint8)
+            photo = mean_uint8(both[0], both[1][:, ::-1])
         else:
             photo = self.predict_prepared(prepared[None], 1)[0]
         return cv2.resize(photo[:size[1], :size[0]], (width, height), interpolation=cv2.INTER_CUBIC)
@@ -219,6 +219,11 @@ class ScenePredictor:
         """Any gray or colour image -> BGR of the same size: its own lightness, the model's a/b."""
         gray = imageops.to_gray(image)
         return imageops.gray_with_ab(gray, self.predict_ab(gray, saturation_gain, flip_average))
+
+
+def mean_uint8(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The rounded mean of two uint8 images, without overflow: a view and its mirrored twin, averaged."""
+    return ((a.astype(np.uint16) + b + 1) // 2).astype(np.uint8)
 
 
 def decode_ab(logits: torch.Tensor, bins: torch.Tensor, temperature: float, gain: float = 1.0) -> torch.Tensor:

@@ -215,9 +215,10 @@ def random_view(crop: np.ndarray, size: int, rng: np.random.Generator, aug: Augm
     return view[:, ::-1].copy() if rng.random() < 0.5 else view
 
 
-def center_view(crop: np.ndarray, size: int) -> np.ndarray:
-    """The un-augmented face square of a cached crop, at size x size."""
-    nominal = crop.shape[0] / CACHE_ROOM
+def center_view(crop: np.ndarray, size: int, scale: float = 1.0) -> np.ndarray:
+    """The un-augmented face square of a cached crop, at size x size; `scale` widens or narrows the square
+    (another margin / the cache's)."""
+    nominal = crop.shape[0] / CACHE_ROOM * scale
     offset = (crop.shape[0] - nominal) / 2.0
     return imageops.crop_square(crop, imageops.Box(offset, offset, nominal, nominal), size)
 

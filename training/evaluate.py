@@ -25,7 +25,7 @@ import numpy as np
 from colorstream import imageops, metrics
 from colorstream.model.checkpoint import SATURATION_OBJECTIVES, STILLS_OBJECTIVE, VIDEO_OBJECTIVE
 from colorstream.model.inference import Predictor
-from colorstream.training.data import CACHE_ROOM, FaceSet, SketchPair, center_view
+from colorstream.training.data import FaceSet, SketchPair, center_view
 
 PROTOCOL_SIZE = 100
 
@@ -38,21 +38,13 @@ def paper_recipe(photo: np.ndarray) -> np.ndarray:
 
 def scanned_recipe(photo: np.ndarray) -> np.ndarray:
     """The paper's sketch drawn wider (sigma 5), on cream paper (88%), through a scanner's JPEG (quality 50)."""
-    gray = imageops.to_gray(photo)
-    sketch = cv2.divide(gray, 255 - cv2.GaussianBlur(255 - gray, (0, 0), 5.0), scale=256)
+    sketch = imageops.pencil_sketch(photo, blur_sigma=5.0)
     toned = np.clip(sketch.astype(np.float32) * 0.88 + 0.5, 0, 255).astype(np.uint8)
     return cv2.imdecode(cv2.imencode(".jpg", toned, [cv2.IMWRITE_JPEG_QUALITY, 50])[1], cv2.IMREAD_GRAYSCALE)
 
 
 # name -> (face square / Haar box, sketch op): sketches the models never trained on, framed at 1.3x the Haar box
 OTHER_RECIPES = {"paper": (1.3, paper_recipe), "scanned": (1.3, scanned_recipe)}
-
-
-def framed_view(crop: np.ndarray, size: int, scale: float) -> np.ndarray:
-    """A cached crop's face square scaled by `scale` (another margin / the cache's), at size x size."""
-    nominal = crop.shape[0] / CACHE_ROOM * scale
-    offset = (crop.shape[0] - nominal) / 2.0
-    return imageops.crop_square(crop, imageops.Box(offset, offset, nominal, nominal), size)
 
 
 def face_scores(predictor: Predictor, crops: np.ndarray, size: int = PROTOCOL_SIZE, margin: float | None = None,
@@ -69,7 +61,7 @@ def face_scores(predictor: Predictor, crops: np.ndarray, size: int = PROTOCOL_SI
     margin = margin or predictor.crop_margin
     view = int(round(size * margin))
     inset = (view - size) // 2
-    truths = [framed_view(crop, view, margin / predictor.crop_margin) for crop in crops]
+    truths = [center_view(crop, view, margin / predictor.crop_margin) for crop in crops]
     outputs = predictor.predict([(sketch or predictor.sketchify)(truth) for truth in truths])
     regions = {
         "face": lambda image: image[inset:inset + size, inset:inset + size],
