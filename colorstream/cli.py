@@ -202,6 +202,7 @@ def _remove_empty(folder: Path) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from colorstream.model.inference import checkpoint_file
     from colorstream.model.net import ModelConfig
+    from colorstream.training.data import AugmentConfig
     from colorstream.training.train import TrainConfig, command_line, train
 
     scene = args.task == "scene"
@@ -217,7 +218,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     ensure_writable_dir(out.parent)
     input_kind = "gray" if scene else args.input_kind
     config = TrainConfig(faces=args.faces, out=args.out, task=args.task, scenes=args.scenes, pairs=args.pairs,
-                         real_fraction=args.real_fraction, model=model,
+                         real_fraction=args.real_fraction, holdout_sources=tuple(dict.fromkeys(args.holdout_source)),
+                         holdout_styles=tuple(dict.fromkeys(args.holdout_style)), model=model,
+                         augment=AugmentConfig(shade_probability=args.shading),
                          resolution=args.resolution or (256 if scene else 96), crop_margin=args.crop_margin,
                          input_kind=input_kind, normalize_sketch=input_kind != "gray",
                          batch_size=args.batch_size, steps=args.steps, lr=args.lr, schedule=args.schedule,
@@ -238,7 +241,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from colorstream.model import checkpoint
     from colorstream.model.inference import checkpoint_path, load
     from colorstream.training import data
-    from colorstream.training.evaluate import evaluate_faces, evaluate_generalisation, evaluate_pairs
+    from colorstream.training.evaluate import evaluate_faces, evaluate_generalisation, evaluate_pairs, held_out
 
     path = user_checkpoint(args.model, "evaluate --record") if args.record else checkpoint_path(args.model)
     for folder in filter(None, (args.faces, args.pairs, args.photos)):
@@ -252,6 +255,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             raise UserError(f"{path}: a {predictor.input_kind}-input model cannot be scored on sketch pairs; "
                             "drop --pairs")
         predictor.flip_average = not args.no_flip_average
+        unseen = held_out(predictor.metadata)
+        if unseen["sources"] or unseen["styles"]:  # the collections and styles whose scores are of unseen data
+            report["held_out_in_training"] = unseen
         if args.saturation:
             predictor.saturation_gain = args.saturation
         if args.faces:
@@ -686,6 +692,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs", help="folder of real sketch/photo pairs (pairs.csv, photos/, sketches/)")
     p.add_argument("--real-fraction", type=float_in(0.0, 1.0), default=0.2,
                    help="share of samples from the real pairs (0-1)")
+    p.add_argument("--shading", type=float_in(0.0, 1.0), default=0.3,
+                   help="share of synthetic sketches given an artist's tonal shading, flat or hatched (0-1)")
+    p.add_argument("--holdout-source", action="append", default=[], metavar="NAME",
+                   help="leave a face collection (a file-name prefix: celeba, utk) out of training and validation, "
+                        "to score on it as an unseen source (repeatable)")
+    p.add_argument("--holdout-style", action="append", default=[], type=int_in(0), metavar="N",
+                   help="leave the real pairs of one drawing style out of training (repeatable)")
     p.add_argument("--out", default="runs/model.pt", help="the checkpoint to write (refused if it exists)")
     p.add_argument("--overwrite", **overwrite)
     p.add_argument("--arch", choices=["unet", "paper", "scene"], help="default: scene for --task scene, else unet")

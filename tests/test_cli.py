@@ -104,6 +104,8 @@ def test_evaluate_refuses_sketch_pairs_for_a_gray_input_model(tmp_path):
 
 def test_train_and_evaluate_reject_missing_folders(tmp_path):
     assert_one_line_error(run("train", str(tmp_path / "none")), "no such directory")
+    assert_one_line_error(run("train", str(tmp_path), "--holdout-style", "0", "--out", str(tmp_path / "m.pt")),
+                          "needs real pairs")
     assert_one_line_error(run("evaluate", "--faces", str(tmp_path / "none")), "no such directory")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -243,9 +244,74 @@ def test_training_starts_from_a_checkpoint_and_records_it(face_folder, tmp_path)
         train(other)
 
 
+def test_held_out_sources_and_styles_are_kept_out_and_named():
+    crops = {split: np.arange(n, dtype=np.uint8).reshape(n, 1, 1, 1) for split, n in (("train", 4), ("val", 2),
+                                                                                        ("test", 2))}
+    sources = {"train": np.array(["celeba", "utk", "utk", "celeba"]), "val": np.array(["utk", "celeba"]),
+               "test": np.array(["utk", "utk"])}
+    faces = data.FaceSet(crops, sources, "x", 8, 0)
+    kept = data.without_sources(faces, ("utk",))
+    assert kept["train"].ravel().tolist() == [0, 3] and kept["val"].ravel().tolist() == [1] and len(kept["test"]) == 0
+    assert data.without_sources(faces, ())["train"] is crops["train"]
+    with pytest.raises(ValueError, match="no faces from lfw to hold out; the collections are celeba, utk"):
+        data.without_sources(faces, ("lfw",))
+    with pytest.raises(ValueError, match="leaves nothing"):
+        data.without_sources(faces, ("utk", "celeba"))
+    pairs = [data.SketchPair(str(i), np.zeros((4, 4), np.uint8), np.zeros((4, 4, 3), np.uint8), style=i % 3)
+             for i in range(6)]
+    assert [p.stem for p in data.without_styles(pairs, (0, 2))] == ["1", "4"]
+    with pytest.raises(ValueError, match="no pairs of style 5 to hold out; the styles are 0, 1, 2"):
+        data.without_styles(pairs, (5,))
+    with pytest.raises(ValueError, match="leaves no real pairs"):
+        data.without_styles(pairs, (0, 1, 2))
+
+
+def test_training_without_a_collection_never_sees_it_and_says_so(face_folder, tmp_path):
+    from colorstream.training.evaluate import held_out
+
+    folder = tmp_path / "two_sources"
+    folder.mkdir()
+    for index, path in enumerate(sorted(face_folder.glob("celeba_*.jpg"))):  # a third of the faces from 'utk'
+        (folder / (f"utk_{index}.jpg" if index % 3 == 0 else path.name)).symlink_to(path)
+    config = _tiny_config(folder, tmp_path, steps=2)
+    config.holdout_sources = ("utk",)
+    metadata = train(config)
+    faces = data.load_faces(folder, margin=1.4, cache_dir=tmp_path / "cache", workers=1)
+    celeba = {split: int(np.sum(names == "celeba")) for split, names in faces.sources.items()}
+    assert min(int(np.sum(names == "utk")) for names in (faces.sources["train"], faces.sources["val"])) > 0
+    assert metadata["training"]["faces_used"] == celeba  # not one utk face in training or validation
+    assert held_out(checkpoint.read(config.out)["metadata"]) == {"sources": ["utk"], "styles": []}
+    child = _tiny_config(folder, tmp_path / "child", steps=1)
+    child.init = config.out
+    train(child)  # starting from weights that never saw utk is allowed, and need not hold it out
+    seen = _tiny_config(folder, tmp_path / "seen", steps=1)
+    seen.init, seen.holdout_sources = child.out, ("utk",)
+    with pytest.raises(ValueError, match="trained on what this run holds out"):
+        train(seen)
+
+
+def test_shading_darkens_dark_regions_in_flat_tones_or_hatching():
+    photo = np.full((96, 96, 3), 250, np.uint8)
+    photo[:, :48] = 0  # black hair on the left, light skin on the right
+    sketch = np.full((96, 96), 255, np.uint8)
+    aug = data.AugmentConfig(shade_strength=(0.6, 0.6), shade_lift=(1.0, 1.0), shade_gamma=(2.0, 2.0),
+                             shade_softness=(0.5, 0.5), hatch_probability=0.0)
+    flat = data.shade_sketch(sketch, photo, np.random.default_rng(0), aug)
+    assert flat.dtype == np.uint8 and flat.shape == sketch.shape
+    assert abs(int(flat[:, :40].mean()) - 255 * 0.4) <= 3 and flat[:, 56:].min() >= 254  # dark tone; paper stays
+    photo[:, :48] = 64  # a mid-dark tone: 0.25 on five levels, pencil over (1 - 0.25) ** 2 of it
+    hatched = data.shade_sketch(sketch, photo, np.random.default_rng(0),
+                                replace(aug, hatch_probability=1.0, shade_levels=(5, 5)))
+    left = hatched[:, :40]
+    assert left.min() < 130 and left.max() > 230  # strokes with paper between them, not a flat tone
+    assert 0.4 < np.mean(left < 180) < 0.75
+    assert hatched[:, 56:].min() >= 254
+
+
 def test_stroke_sizes_scale_with_the_resolution(face_folder, tmp_path):
     scaled = data.at_resolution(data.AugmentConfig(), 192)
     assert scaled.pencil_sigma == (3.0, 10.0) and scaled.line_sigma == (1.2, 2.6)
+    assert scaled.hatch_period == (5.0, 10.0) and scaled.shade_softness == (1.0, 3.0)
     config = _tiny_config(face_folder, tmp_path, steps=1)
     config.resolution = 64
     assert train(config)["sketch_params"]["blur_sigma"] == pytest.approx(2.0)  # 3 px at 96
@@ -253,17 +319,23 @@ def test_stroke_sizes_scale_with_the_resolution(face_folder, tmp_path):
 
 def test_generalisation_report_scores_other_recipes_and_each_collection(face_folder, tmp_path):
     from colorstream.model.inference import load
-    from colorstream.training.evaluate import OTHER_RECIPES, evaluate_generalisation, paper_recipe, scanned_recipe
+    from colorstream.training.evaluate import (OTHER_RECIPES, evaluate_generalisation, paper_recipe, scanned_recipe,
+                                              shaded_recipe)
 
     flat = np.full((64, 64, 3), 120, np.uint8)
     assert paper_recipe(flat).min() >= 250  # no strokes where the photo is flat: white paper
     assert 200 <= int(np.median(scanned_recipe(flat))) <= 235  # cream paper
+    dark = np.full((64, 64, 3), 40, np.uint8)
+    assert 0.4 * 255 - 2 <= shaded_recipe(dark).mean() <= 0.5 * 255  # a dark region is shaded, not left as paper
     faces = data.load_faces(face_folder, margin=1.4, cache_dir=tmp_path, workers=1)
     faces.sources["train"][:5] = "utk"  # two collections in one split
     predictor = load("sketch", "cpu")
     report = evaluate_generalisation(predictor, faces, "train", limit=10)
     assert set(report) == {"own", *OTHER_RECIPES, "by_source"} and set(report["by_source"]) == {"celeba", "utk"}
     assert report["own"]["n"] == 10 and report["by_source"]["utk"]["paper"]["n"] == 5
+    for recipe in ("own", *OTHER_RECIPES):  # identity: the true faces are the gallery, each probe's own the answer
+        assert 0 <= report[recipe]["rank1_output"] <= 1 and 0 <= report[recipe]["rank1_sketch"] <= 1
+    assert report["by_source"]["utk"]["shaded"]["rank1_output"] >= 0.2  # 5 faces: chance alone is 0.2
     for recipe in ("own", *OTHER_RECIPES):
         halves = [report["by_source"][source][recipe]["face_psnr"] for source in ("celeba", "utk")]
         assert report[recipe]["face_psnr"] == pytest.approx(np.mean(halves))  # equal halves: the mean of means

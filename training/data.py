@@ -120,6 +120,19 @@ def load_faces(folder: Path, margin: float, cache_dir: Path | None = None, worke
     return FaceSet(crops, sources, print_id, len(paths), n_no_face)
 
 
+def without_sources(faces: FaceSet, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Each split's crops less those of the named collections: a whole source held out of training."""
+    known = set().union(*(set(names_in.tolist()) for names_in in faces.sources.values()))
+    unknown = sorted(set(names) - known)
+    if unknown:
+        raise ValueError(f"no faces from {', '.join(unknown)} to hold out; the collections are "
+                         f"{', '.join(sorted(known)) or 'none'}")
+    if names and known <= set(names):
+        raise ValueError("holding out every collection leaves nothing to train on")
+    return {split: crops[~np.isin(faces.sources[split], list(names))] if names else crops
+            for split, crops in faces.crops.items()}
+
+
 @dataclass
 class SketchPair:
     stem: str
@@ -146,6 +159,19 @@ def load_sketch_pairs(folder: Path) -> dict[str, list[SketchPair]]:
             style = row.get("style") or ""
             pairs[split].append(SketchPair(stem, sketch, photo, int(style) if style.isdigit() else -1))
     return pairs
+
+
+def without_styles(pairs: list[SketchPair], styles: tuple[int, ...]) -> list[SketchPair]:
+    """The pairs less those drawn in the named styles: a whole drawing style held out of training."""
+    present = {pair.style for pair in pairs}
+    missing = sorted(set(styles) - present)
+    if missing:
+        raise ValueError(f"no pairs of style {', '.join(map(str, missing))} to hold out; the styles are "
+                         f"{', '.join(str(s) for s in sorted(present) if s >= 0) or 'not given'}")
+    kept = [pair for pair in pairs if pair.style not in styles]
+    if styles and not kept:
+        raise ValueError("holding out every drawing style leaves no real pairs")
+    return kept
 
 
 def crop_pairs(pairs: list[SketchPair], margin: float) -> tuple[np.ndarray, np.ndarray]:
@@ -183,6 +209,15 @@ class AugmentConfig:
     scan_probability: float = 0.3  # a scanner's or camera's grain and softness on a drawn sketch
     scan_noise_sigma: tuple[float, float] = (2.0, 8.0)
     scan_blur_sigma: tuple[float, float] = (0.3, 1.0)
+    # an artist's tonal shading over the strokes (hair, shadows, clothes), as in strong-pencil portraits
+    shade_probability: float = 0.3
+    shade_strength: tuple[float, float] = (0.3, 0.8)  # darkness of the darkest tone (1: black)
+    shade_levels: tuple[int, int] = (3, 6)  # flat tonal values the photo's gray is drawn in
+    shade_lift: tuple[float, float] = (0.4, 0.8)  # gamma on the photo's gray first: artists leave the skin light
+    shade_gamma: tuple[float, float] = (1.5, 2.5)  # pencil needed per tone: (1 - tone) ** gamma, light skin stays clear
+    shade_softness: tuple[float, float] = (0.5, 1.5)  # blur of the tone edges, pixels at 96
+    hatch_probability: float = 0.5  # share of shadings drawn as hatching rather than flat tone
+    hatch_period: tuple[float, float] = (2.5, 5.0)  # hatch line spacing, pixels at 96
     # gray inputs (the video model): old film and webcams vary in contrast, exposure, focus and grain
     gray_contrast: tuple[float, float] = (0.5, 1.15)
     gray_brightness: float = 25.0  # largest shift of the mean, in gray levels
@@ -199,7 +234,9 @@ def at_resolution(aug: AugmentConfig, resolution: int) -> AugmentConfig:
     """The stroke sizes scaled from a 96-pixel view to `resolution`, so a face sketches alike at any size."""
     scale = resolution / STROKE_RESOLUTION
     return replace(aug, pencil_sigma=tuple(scale * s for s in aug.pencil_sigma),
-                   line_sigma=tuple(scale * s for s in aug.line_sigma))
+                   line_sigma=tuple(scale * s for s in aug.line_sigma),
+                   shade_softness=tuple(scale * s for s in aug.shade_softness),
+                   hatch_period=tuple(scale * s for s in aug.hatch_period))
 
 
 def random_view(crop: np.ndarray, size: int, rng: np.random.Generator, aug: AugmentConfig) -> np.ndarray:
@@ -230,7 +267,31 @@ def synthetic_sketch(photo: np.ndarray, rng: np.random.Generator, aug: AugmentCo
                                         epsilon=rng.uniform(*aug.line_epsilon))
     else:
         sketch = imageops.pencil_sketch(photo, blur_sigma=rng.uniform(*aug.pencil_sigma))
+    if rng.random() < aug.shade_probability:
+        sketch = shade_sketch(sketch, photo, rng, aug)
     return degrade_sketch(sketch, rng, aug)
+
+
+def shade_sketch(sketch: np.ndarray, photo: np.ndarray, rng: np.random.Generator, aug: AugmentConfig) -> np.ndarray:
+    """The strokes darkened where the photo is dark, in a few flat tonal values or as hatching.
+
+    Artists shade hair, shadows and clothes; the colour-dodge sketch leaves
+    them near white. A model that never saw shading smears a shaded portrait
+    into a generic face (see `training.evaluate`'s shaded recipe).
+    """
+    levels = int(rng.integers(aug.shade_levels[0], aug.shade_levels[1] + 1))
+    gray = (imageops.to_gray(photo).astype(np.float32) / 255.0) ** rng.uniform(*aug.shade_lift)
+    tone = np.round(gray * (levels - 1)) / (levels - 1)  # 0 black .. 1 white, in flat steps
+    tone = cv2.GaussianBlur(tone, (0, 0), rng.uniform(*aug.shade_softness))
+    coverage = np.clip(1.0 - tone, 0.0, 1.0) ** rng.uniform(*aug.shade_gamma)  # how much pencil a tone takes
+    if rng.random() < aug.hatch_probability:  # parallel strokes, wider where darker
+        angle, period = rng.uniform(0, np.pi), rng.uniform(*aug.hatch_period)
+        rows, cols = np.mgrid[:gray.shape[0], :gray.shape[1]].astype(np.float32)
+        phase = (cols * np.cos(angle) + rows * np.sin(angle)) / period
+        wave = 2.0 * np.abs(phase - np.floor(phase) - 0.5)  # a triangle wave: a line covers `coverage` of each period
+        coverage = cv2.GaussianBlur((wave < coverage).astype(np.float32), (0, 0), 0.6)
+    darkness = rng.uniform(*aug.shade_strength) * coverage
+    return np.clip(sketch.astype(np.float32) * (1.0 - darkness) + 0.5, 0, 255).astype(np.uint8)
 
 
 def degrade_sketch(sketch: np.ndarray, rng: np.random.Generator, aug: AugmentConfig) -> np.ndarray:

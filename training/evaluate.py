@@ -28,6 +28,7 @@ from colorstream.model.inference import Predictor
 from colorstream.training.data import FaceSet, SketchPair, center_view
 
 PROTOCOL_SIZE = 100
+ALIGNED_SIZE = 64  # side of the aligned gray face crops the identity tests compare
 
 
 def paper_recipe(photo: np.ndarray) -> np.ndarray:
@@ -43,28 +44,53 @@ def scanned_recipe(photo: np.ndarray) -> np.ndarray:
     return cv2.imdecode(cv2.imencode(".jpg", toned, [cv2.IMWRITE_JPEG_QUALITY, 50])[1], cv2.IMREAD_GRAYSCALE)
 
 
+def shaded_recipe(photo: np.ndarray) -> np.ndarray:
+    """A strong-pencil portrait: the paper's strokes (sigma 1/40 of the side) over a smooth tone from the photo's
+    gray, darkest at 60%, as artists shade hair and shadows (CUFS-like). Training shades in flat steps or
+    hatching (`data.shade_sketch`), never in this smooth tone."""
+    gray = imageops.to_gray(photo).astype(np.float32) / 255.0
+    tone = cv2.GaussianBlur(gray, (0, 0), photo.shape[0] / 64)
+    sketch = imageops.pencil_sketch(photo, blur_sigma=photo.shape[0] / 40).astype(np.float32)
+    return np.clip(sketch * (0.4 + 0.6 * tone) + 0.5, 0, 255).astype(np.uint8)
+
+
 # name -> (face square / Haar box, sketch op): sketches the models never trained on, framed at 1.3x the Haar box
-OTHER_RECIPES = {"paper": (1.3, paper_recipe), "scanned": (1.3, scanned_recipe)}
+OTHER_RECIPES = {"paper": (1.3, paper_recipe), "scanned": (1.3, scanned_recipe), "shaded": (1.3, shaded_recipe)}
+
+
+def face_views(predictor: Predictor, crops: np.ndarray, size: int = PROTOCOL_SIZE, margin: float | None = None,
+               sketch: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[list, list, list]:
+    """Each crop framed at `margin` (default: as the model was trained), sketched (default: with the model's own
+    op) and inverted: (truths, sketches, outputs), each view round(size * margin) pixels wide, the Haar box the
+    size x size square at its centre. Crops are cached at the model's margin."""
+    margin = margin or predictor.crop_margin
+    view = int(round(size * margin))
+    truths = [center_view(crop, view, margin / predictor.crop_margin) for crop in crops]
+    sketches = [(sketch or predictor.sketchify)(truth) for truth in truths]
+    return truths, sketches, predictor.predict(sketches)
 
 
 def face_scores(predictor: Predictor, crops: np.ndarray, size: int = PROTOCOL_SIZE, margin: float | None = None,
                 sketch: Callable[[np.ndarray], np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Per face: PSNR/SSIM, Lab a/b error and colourfulness at size x size, over cached face crops, in two regions.
 
-    Each crop is framed the way the model was trained (its crop margin around
-    the Haar box), sketched with the model's own op and inverted; `margin`
-    and `sketch` frame and sketch it another way instead (crops are cached
-    at the model's margin). "face" scores the Haar box itself, the paper's
-    crop, at size x size; "crop" scores the whole view, background included,
-    resized to size x size.
+    The faces are framed, sketched and inverted by `face_views`. "face" scores
+    the Haar box itself, the paper's crop, at size x size; "crop" scores the
+    whole view, background included, resized to size x size.
     """
-    margin = margin or predictor.crop_margin
-    view = int(round(size * margin))
-    inset = (view - size) // 2
-    truths = [center_view(crop, view, margin / predictor.crop_margin) for crop in crops]
-    outputs = predictor.predict([(sketch or predictor.sketchify)(truth) for truth in truths])
+    truths, _, outputs = face_views(predictor, crops, size, margin, sketch)
+    return view_scores(truths, outputs, size)
+
+
+def haar_box(view: np.ndarray, size: int = PROTOCOL_SIZE) -> np.ndarray:
+    """The size x size Haar box at the centre of a `face_views` view."""
+    inset = (view.shape[0] - size) // 2
+    return view[inset:inset + size, inset:inset + size]
+
+
+def view_scores(truths: list[np.ndarray], outputs: list[np.ndarray], size: int = PROTOCOL_SIZE) -> dict[str, np.ndarray]:
     regions = {
-        "face": lambda image: image[inset:inset + size, inset:inset + size],
+        "face": lambda image: haar_box(image, size),
         "crop": lambda image: cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA),
     }
     rows: dict[str, np.ndarray] = {}
@@ -94,19 +120,42 @@ def evaluate_faces(predictor: Predictor, crops: np.ndarray, size: int = PROTOCOL
 FACE_SCORES = ("face_psnr", "face_ssim", "face_ab_error", "face_colourfulness_output", "face_colourfulness_truth")
 
 
+def held_out(metadata: dict) -> dict[str, list]:
+    """The face collections and drawing styles a checkpoint's training never saw, its ancestors' included."""
+    config = metadata.get("training", {}).get("config", {})
+    return {"sources": list(config.get("holdout_sources", [])), "styles": list(config.get("holdout_styles", []))}
+
+
+def identity_view(image: np.ndarray) -> np.ndarray:
+    """A face square as the identity matcher sees it: gray, ALIGNED_SIZE x ALIGNED_SIZE."""
+    return cv2.resize(imageops.to_gray(image), (ALIGNED_SIZE, ALIGNED_SIZE), interpolation=cv2.INTER_AREA)
+
+
 def evaluate_generalisation(predictor: Predictor, faces: FaceSet, split: str = "test",
                             limit: int | None = None) -> dict[str, dict]:
     """Face-box scores on one split under each recipe (the model's own and `OTHER_RECIPES`), overall and per
     collection: the gap between the model's own recipe and the others, and between collections, is what
-    generalisation has to close."""
+    generalisation has to close.
+
+    Identity too: rank-1 of the PCA + correlation matcher with the true face boxes as the gallery, probed by
+    the sketches and by the outputs (gray, ALIGNED_SIZE). A faithful sketch identifies its face well; an
+    output that smooths the face towards an average does not, and this is where it shows."""
     crops, sources = faces.crops[split][:limit], faces.sources[split][:limit]
     report: dict[str, dict] = {}
     for name, (margin, sketch) in {"own": (None, None), **OTHER_RECIPES}.items():
-        rows = face_scores(predictor, crops, margin=margin, sketch=sketch)
-        report[name] = mean_scores(rows, FACE_SCORES)
+        truths, sketches, outputs = face_views(predictor, crops, margin=margin, sketch=sketch)
+        rows = view_scores(truths, outputs)
+        gray = {kind: np.stack([identity_view(haar_box(image)) for image in images]) if images else np.zeros((0,))
+                for kind, images in (("photo", truths), ("sketch", sketches), ("output", outputs))}
+
+        def scores(chosen: np.ndarray) -> dict[str, float]:
+            return {**mean_scores({key: values[chosen] for key, values in rows.items()}, FACE_SCORES),
+                    "rank1_sketch": metrics.rank1_identification(gray["photo"][chosen], gray["sketch"][chosen]),
+                    "rank1_output": metrics.rank1_identification(gray["photo"][chosen], gray["output"][chosen])}
+
+        report[name] = scores(np.arange(len(crops)))
         for source in sorted(set(sources)):
-            chosen = {key: values[sources == source] for key, values in rows.items()}
-            report.setdefault("by_source", {}).setdefault(source, {})[name] = mean_scores(chosen, FACE_SCORES)
+            report.setdefault("by_source", {}).setdefault(source, {})[name] = scores(np.flatnonzero(sources == source))
     return report
 
 
@@ -152,7 +201,6 @@ def calibrate_saturations(predictor: Predictor, crops: np.ndarray,
     return {objective: calibrate_saturation(predictor, crops, objective=objective) for objective in objectives}
 
 
-ALIGNED_SIZE = 64  # side of the aligned gray face crops the identity test compares
 
 
 def aligned_face(image: np.ndarray, box: imageops.Box) -> np.ndarray:

@@ -21,7 +21,7 @@ from colorstream.model.inference import Predictor, ScenePredictor, pick_device
 from colorstream.model.net import ModelConfig, build, count_parameters
 from colorstream.training import data
 from colorstream.training import scenes as scene_data
-from colorstream.training.evaluate import (OTHER_RECIPES, calibrate_saturations, calibrate_scene_gains,
+from colorstream.training.evaluate import (OTHER_RECIPES, calibrate_saturations, calibrate_scene_gains, held_out,
                                            evaluate_faces, evaluate_photos, sample_grid, scene_sample_grid)
 from colorstream.training.losses import (LOSSES, PatchDiscriminator, ab_classification_loss, adversarial_loss,
                                          edge_loss, loss_fn)
@@ -42,6 +42,8 @@ class TrainConfig:
     decode_temperature: float = 0.38  # the scene model's annealed mean (Zhang et al. 2016's value)
     pairs: str | None = None  # folder of real sketch/photo pairs (pairs.csv, photos/, sketches/)
     real_fraction: float = 0.2  # share of samples drawn from real pairs when given
+    holdout_sources: tuple[str, ...] = ()  # face collections left out of training and validation (`data.source_of`)
+    holdout_styles: tuple[int, ...] = ()  # real-pair drawing styles left out of training
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: data.AugmentConfig = field(default_factory=data.AugmentConfig)
     resolution: int = 96
@@ -77,8 +79,11 @@ class TrainConfig:
                 raise ValueError(f"the scene crop must be a multiple of {self.model.size_multiple}")
         elif self.model.arch == "scene":
             raise ValueError("the scene architecture is for --task scene")
-        if self.task == "scene" and (self.edge_weight or self.adversarial_weight):
-            raise ValueError("edge and adversarial losses are for face models")
+        if self.task == "scene" and (self.edge_weight or self.adversarial_weight or self.holdout_sources
+                                     or self.holdout_styles):
+            raise ValueError("edge and adversarial losses and held-out sources or styles are for face models")
+        if self.holdout_styles and not self.pairs:
+            raise ValueError("a held-out drawing style needs real pairs (--pairs)")
         if min(self.edge_weight, self.adversarial_weight) < 0:
             raise ValueError("loss weights cannot be negative")
         if self.loss not in LOSSES:
@@ -130,13 +135,16 @@ class FaceTask:
 
     def __init__(self, config: TrainConfig, start_step: int):
         faces = data.load_faces(Path(config.faces), config.crop_margin, Path(config.cache_dir), limit=config.limit)
+        # a held-out collection is kept out of validation too, so no choice is ever made on it
+        kept = data.without_sources(faces, config.holdout_sources)
         real, self.fingerprints = None, {"faces": faces.fingerprint}
         if config.pairs:
-            real_pairs = data.load_sketch_pairs(Path(config.pairs))["train"]
+            real_pairs = data.without_styles(data.load_sketch_pairs(Path(config.pairs))["train"],
+                                             config.holdout_styles)
             real = data.crop_pairs(real_pairs, config.crop_margin)
             self.fingerprints["pairs_train"] = data.fingerprint([Path(config.pairs) / "sketches" / f"{p.stem}.jpg"
                                                                  for p in real_pairs])
-        self.train_size, self.val = len(faces.crops["train"]), faces.crops["val"][:config.eval_images]
+        self.train_size, self.val = len(kept["train"]), kept["val"][:config.eval_images]
         if not self.train_size or not len(self.val):
             raise ValueError(f"too few faces in {config.faces} for a train and a val split "
                              f"({self.train_size} train, {len(self.val)} val)")
@@ -150,11 +158,11 @@ class FaceTask:
             "crop_margin": config.crop_margin,
             "color_space": "rgb",
         }
-        self.data_facts = {"faces_used": {split: len(c) for split, c in faces.crops.items()},
+        self.data_facts = {"faces_used": {split: len(c) for split, c in kept.items()},
                            "faces_without_detection": faces.n_no_face,
                            "real_pairs": 0 if real is None else len(real[0])}
         # a sampler seeded by (seed, step) continues deterministically after a resume
-        self.sampler = data.PairSampler(faces.crops["train"], config.resolution, config.normalize_sketch,
+        self.sampler = data.PairSampler(kept["train"], config.resolution, config.normalize_sketch,
                                         data.at_resolution(config.augment, config.resolution), [config.seed, start_step], real,
                                         config.real_fraction if real else 0.0, config.input_kind)
 
@@ -270,6 +278,10 @@ def train(config: TrainConfig, resume: bool = False, command: str | None = None)
         if ModelConfig(**parent["metadata"]["model"]) != model_config:
             raise ValueError(f"{config.init}: its architecture {parent['metadata']['model']} is not the one asked "
                              f"for ({model_config.to_dict()})")
+        seen = held_out(parent["metadata"])
+        if not (set(config.holdout_sources) <= set(seen["sources"]) and set(config.holdout_styles) <= set(seen["styles"])):
+            raise ValueError(f"{config.init}: its weights were trained on what this run holds out, so the held-out "
+                             "scores would not be of unseen data; start from scratch")
         net.load_state_dict(parent["state_dict"])
     metadata = {
         **task.metadata,
