@@ -218,7 +218,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     ensure_writable_dir(out.parent)
     input_kind = "gray" if scene else args.input_kind
     config = TrainConfig(faces=args.faces, out=args.out, task=args.task, scenes=args.scenes, pairs=args.pairs,
-                         real_fraction=args.real_fraction, holdout_sources=tuple(dict.fromkeys(args.holdout_source)),
+                         real_fraction=args.real_fraction,
+                         holdout_sources=tuple(dict.fromkeys(args.holdout_source)),
                          holdout_styles=tuple(dict.fromkeys(args.holdout_style)), model=model,
                          augment=AugmentConfig(shade_probability=args.shading),
                          resolution=args.resolution or (256 if scene else 96), crop_margin=args.crop_margin,

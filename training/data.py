@@ -122,7 +122,7 @@ def load_faces(folder: Path, margin: float, cache_dir: Path | None = None, worke
 
 def without_sources(faces: FaceSet, names: tuple[str, ...]) -> dict[str, np.ndarray]:
     """Each split's crops less those of the named collections: a whole source held out of training."""
-    known = set().union(*(set(names_in.tolist()) for names_in in faces.sources.values()))
+    known = set(np.concatenate(list(faces.sources.values())).tolist())
     unknown = sorted(set(names) - known)
     if unknown:
         raise ValueError(f"no faces from {', '.join(unknown)} to hold out; the collections are "

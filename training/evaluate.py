@@ -88,7 +88,8 @@ def haar_box(view: np.ndarray, size: int = PROTOCOL_SIZE) -> np.ndarray:
     return view[inset:inset + size, inset:inset + size]
 
 
-def view_scores(truths: list[np.ndarray], outputs: list[np.ndarray], size: int = PROTOCOL_SIZE) -> dict[str, np.ndarray]:
+def view_scores(truths: list[np.ndarray], outputs: list[np.ndarray],
+                size: int = PROTOCOL_SIZE) -> dict[str, np.ndarray]:
     regions = {
         "face": lambda image: haar_box(image, size),
         "crop": lambda image: cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA),

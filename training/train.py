@@ -163,8 +163,9 @@ class FaceTask:
                            "real_pairs": 0 if real is None else len(real[0])}
         # a sampler seeded by (seed, step) continues deterministically after a resume
         self.sampler = data.PairSampler(kept["train"], config.resolution, config.normalize_sketch,
-                                        data.at_resolution(config.augment, config.resolution), [config.seed, start_step], real,
-                                        config.real_fraction if real else 0.0, config.input_kind)
+                                        data.at_resolution(config.augment, config.resolution),
+                                        [config.seed, start_step], real, config.real_fraction if real else 0.0,
+                                        config.input_kind)
 
     def model_config(self) -> ModelConfig:
         return self.config.model
@@ -279,7 +280,8 @@ def train(config: TrainConfig, resume: bool = False, command: str | None = None)
             raise ValueError(f"{config.init}: its architecture {parent['metadata']['model']} is not the one asked "
                              f"for ({model_config.to_dict()})")
         seen = held_out(parent["metadata"])
-        if not (set(config.holdout_sources) <= set(seen["sources"]) and set(config.holdout_styles) <= set(seen["styles"])):
+        if not (set(config.holdout_sources) <= set(seen["sources"])
+                and set(config.holdout_styles) <= set(seen["styles"])):
             raise ValueError(f"{config.init}: its weights were trained on what this run holds out, so the held-out "
                              "scores would not be of unseen data; start from scratch")
         net.load_state_dict(parent["state_dict"])
