@@ -281,6 +281,9 @@ def test_training_without_a_collection_never_sees_it_and_says_so(face_folder, tm
     assert min(int(np.sum(names == "utk")) for names in (faces.sources["train"], faces.sources["val"])) > 0
     assert metadata["training"]["faces_used"] == celeba  # not one utk face in training or validation
     assert held_out(checkpoint.read(config.out)["metadata"]) == {"sources": ["utk"], "styles": []}
+    config.holdout_sources, config.steps = (), 3
+    with pytest.raises(ValueError, match="resume with the same --holdout-source"):
+        train(config, resume=True)  # its first steps never saw utk; the rest would, under the same claim
     child = _tiny_config(folder, tmp_path / "child", steps=1)
     child.init = config.out
     train(child)  # starting from weights that never saw utk is allowed, and need not hold it out

@@ -302,6 +302,10 @@ def train(config: TrainConfig, resume: bool = False, command: str | None = None)
     log: list[dict] = []
     elapsed_before = 0.0
     if payload:
+        began = held_out(payload["metadata"])
+        if (set(began["sources"]), set(began["styles"])) != (set(config.holdout_sources), set(config.holdout_styles)):
+            raise ValueError(f"{resume_path}: began holding out sources {began['sources']} and styles "
+                             f"{began['styles']}; resume with the same --holdout-source and --holdout-style")
         net.load_state_dict(payload["state_dict"])
         optimizer.load_state_dict(payload["resume"]["optimizer"])
         log = payload["resume"]["log"]
