@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 CDC_STEPS = (1, 2, 4)  # frame distances d of the colour distribution consistency, each weighted 1/3
+MIN_FLOW_SIDE = 32  # OpenCV's DIS crashes (SIGSEGV) on a frame 8 to 24 pixels high, and refuses 8x8: pad up to this
 
 
 def flow(source: np.ndarray, target: np.ndarray, preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM) -> np.ndarray:
@@ -25,8 +26,13 @@ def flow(source: np.ndarray, target: np.ndarray, preset: int = cv2.DISOPTICAL_FL
     0.05 px on a test clip), so a frame's colour would depend on every frame before it, and a film
     colorized in segments would differ from one colorized in one piece. Making one costs a fraction of a ms.
     """
+    height, width = source.shape
+    pad = {"top": 0, "left": 0, "bottom": max(0, MIN_FLOW_SIDE - height), "right": max(0, MIN_FLOW_SIDE - width)}
+    if pad["bottom"] or pad["right"]:  # a tiny or very thin frame: its edge repeated, the flow of the pad dropped
+        source, target = (cv2.copyMakeBorder(image, borderType=cv2.BORDER_REPLICATE, **pad) for image in (source, target))
     dis = cv2.DISOpticalFlow_create(preset)
-    return dis.calc(np.ascontiguousarray(source), np.ascontiguousarray(target), None)
+    field = dis.calc(np.ascontiguousarray(source), np.ascontiguousarray(target), None)
+    return np.ascontiguousarray(field[:height, :width])
 
 
 @lru_cache(maxsize=8)

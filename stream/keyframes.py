@@ -10,6 +10,10 @@ backward through its shot (never across a scene cut):
   a map of where its pixels were in the keyframe (the maps are chained frame
   to frame), and the colour is sampled once from the keyframe through it, so
   a long shot does not blur the colour by resampling it again and again.
+- Each step also corrects the chain against the keyframe itself: the flow
+  from the frame to the keyframe as the chain brings it there is short, so
+  it is exact, and it is taken wherever it fits the frame's tones better.
+  Drift no longer adds up over a long pan or zoom.
 - With a confidence per pixel that is 1 on the keyframe, falls to 0 where
   the forward-backward check fails (occlusion, content entering the frame),
   fades with flow inconsistency and with the distance a point has moved
@@ -208,6 +212,7 @@ class _Carried:
         self.where = temporal.warp(self.where, np.where(reliable[..., None] > 0, back, filled))
         confidence = temporal.warp(self.confidence, back) * trust * np.exp(-TRAVEL_DECAY * temporal.length(back))
         soft = _soft(gray)
+        self._refine(gray, soft, confidence)
         direct, direct_trust = _checked_flow(gray, self.anchor_small)  # straight to the keyframe
         direct_where = temporal.pixel_grid(*gray.shape) + direct
         direct_trust *= self._tones_agree(soft, direct_where)  # a far match that only looks alike is not it
@@ -225,6 +230,28 @@ class _Carried:
         outside = (self.where[..., 0] < -OUTSIDE) | (self.where[..., 0] > width - 1 + OUTSIDE) | \
                   (self.where[..., 1] < -OUTSIDE) | (self.where[..., 1] > height - 1 + OUTSIDE)
         self.confidence[outside] = 0.0
+
+    def _refine(self, gray: np.ndarray, soft_gray: np.ndarray, confidence: np.ndarray) -> None:
+        """Correct the chain's drift against the keyframe itself, in place (`where`, and `confidence` where it moves).
+
+        The keyframe as the chain brings it onto this frame is only a small
+        step from it, even when the keyframe itself is far (a pan, a zoom), so
+        the flow between the two is short and exact. A pixel takes the place it
+        gives only where that flow passes its check and the frame's tones fit
+        the keyframe's there better than at the chain's place: in a region with
+        nothing to fit (a black backdrop), the chain is left as it is.
+        """
+        seen = self._sample(self.anchor_small)  # (h, w) uint8
+        residual, trust = _checked_flow(gray, seen)
+        refined = temporal.warp(self.where, residual)
+        trust *= self._tones_agree(soft_gray, refined)
+        fits = (trust > 0.0) & (self._misfit(soft_gray, refined) < self._misfit(soft_gray, self.where))
+        self.where[fits] = refined[fits]
+        confidence[fits] = np.maximum(confidence[fits], trust[fits])
+
+    def _misfit(self, soft_gray: np.ndarray, where: np.ndarray) -> np.ndarray:
+        """How far this frame's tones are from the keyframe's at `where`, averaged over 3x3 pixels."""
+        return cv2.blur(np.abs(soft_gray - self._sample(self.anchor_gray, where)), (3, 3))
 
     def _sample(self, image: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
         """`image` (keyframe coordinates) read at each current pixel's place in the keyframe."""

@@ -44,6 +44,14 @@ def test_flow_points_from_source_to_where_its_content_went():
     assert np.median(interior[..., 1]) == pytest.approx(0.0, abs=0.1)
 
 
+@pytest.mark.parametrize("height, width", [(8, 64), (12, 200), (8, 8), (3, 1)])
+def test_flow_of_a_tiny_or_thin_frame_has_its_shape(height, width):
+    """OpenCV's DIS crashes the process on a frame 8 to 24 pixels high, and refuses 8x8; the flow pads them."""
+    source = texture(height, width)
+    field = temporal.flow(source, np.roll(source, 1, axis=1), cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+    assert field.shape == (height, width, 2) and np.isfinite(field).all()
+
+
 def test_occlusion_mask_formula_by_hand():
     def one_pixel(forward, backward):
         return temporal.occlusion_mask(constant_flow(1, 1, *forward), constant_flow(1, 1, *backward))[0, 0]
