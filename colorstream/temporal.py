@@ -29,7 +29,8 @@ def flow(source: np.ndarray, target: np.ndarray, preset: int = cv2.DISOPTICAL_FL
     height, width = source.shape
     pad = {"top": 0, "left": 0, "bottom": max(0, MIN_FLOW_SIDE - height), "right": max(0, MIN_FLOW_SIDE - width)}
     if pad["bottom"] or pad["right"]:  # a tiny or very thin frame: its edge repeated, the flow of the pad dropped
-        source, target = (cv2.copyMakeBorder(image, borderType=cv2.BORDER_REPLICATE, **pad) for image in (source, target))
+        source, target = (cv2.copyMakeBorder(image, borderType=cv2.BORDER_REPLICATE, **pad)
+                          for image in (source, target))
     dis = cv2.DISOpticalFlow_create(preset)
     field = dis.calc(np.ascontiguousarray(source), np.ascontiguousarray(target), None)
     return np.ascontiguousarray(field[:height, :width])
