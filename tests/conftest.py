@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socketserver
 import threading
 from collections.abc import Iterator
@@ -13,6 +14,8 @@ import numpy as np
 import pytest
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+# a command that crashes in native code (a signal test under load) prints where each thread was
+os.environ.setdefault("PYTHONFAULTHANDLER", "1")
 
 
 @pytest.fixture(scope="session")
