@@ -132,6 +132,11 @@ def identity_view(image: np.ndarray) -> np.ndarray:
     return cv2.resize(imageops.to_gray(image), (ALIGNED_SIZE, ALIGNED_SIZE), interpolation=cv2.INTER_AREA)
 
 
+def aligned_face(image: np.ndarray, box: imageops.Box) -> np.ndarray:
+    """The gray face square of an image, at ALIGNED_SIZE: no background, clothing or colour to match on."""
+    return imageops.crop_square(imageops.to_gray(image), box, ALIGNED_SIZE)
+
+
 def evaluate_generalisation(predictor: Predictor, faces: FaceSet, split: str = "test",
                             limit: int | None = None) -> dict[str, dict]:
     """Face-box scores on one split under each recipe (the model's own and `OTHER_RECIPES`), overall and per
@@ -200,13 +205,6 @@ def calibrate_saturations(predictor: Predictor, crops: np.ndarray,
                           objectives: tuple[str, ...] = SATURATION_OBJECTIVES) -> dict[str, float]:
     """The gain for each use (`model.checkpoint.SATURATION_OBJECTIVES`), as checkpoints record them."""
     return {objective: calibrate_saturation(predictor, crops, objective=objective) for objective in objectives}
-
-
-
-
-def aligned_face(image: np.ndarray, box: imageops.Box) -> np.ndarray:
-    """The gray face square of an image, at ALIGNED_SIZE: no background, clothing or colour to match on."""
-    return imageops.crop_square(imageops.to_gray(image), box, ALIGNED_SIZE)
 
 
 def evaluate_pairs(predictor: Predictor, pairs: list[SketchPair], size: int = PROTOCOL_SIZE) -> dict:
