@@ -92,6 +92,20 @@ def bgr_to_video_chroma(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return cv2.LUT(ycrcb[:, :, 2], _C_TO_VIDEO), cv2.LUT(ycrcb[:, :, 1], _C_TO_VIDEO)
 
 
+def lab_to_video_chroma(lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Float32 CIE Lab -> the video-range (Cb, Cr) planes at the same size.
+
+    The same colour as `bgr_to_video_chroma(lab_to_bgr(lab))` without its
+    two roundings to uint8 (within 2 levels), in half the time: the output
+    of every frame is made this way.
+    """
+    bgr = cv2.cvtColor(lab, cv2.COLOR_Lab2BGR)  # (H, W, 3) float, a little outside [0, 1] out of gamut
+    np.clip(bgr, 0.0, 1.0, out=bgr)
+    ycrcb = cv2.cvtColor(bgr, cv2.COLOR_BGR2YCrCb)  # float: Cr and Cb in [0, 1] about 0.5
+    _, cr, cb = cv2.split(cv2.convertScaleAbs(ycrcb, alpha=224.0, beta=16.0))  # 16 + 224 C: all positive
+    return cb, cr
+
+
 def gray_with_chroma(gray: np.ndarray, chroma: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Full-range gray plus optional video-range (Cb, Cr) planes, full size or subsampled -> BGR uint8."""
     if chroma is None:
@@ -134,6 +148,22 @@ def scene_input(gray: np.ndarray, side: int, multiple: int) -> np.ndarray:
     size = scene_input_size(*gray.shape[:2], side, multiple)
     interpolation = cv2.INTER_AREA if size[0] < gray.shape[1] else cv2.INTER_LINEAR
     return cv2.resize(gray, size, interpolation=interpolation)
+
+
+def shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """`image` -> `size` (width, height), close to `cv2.INTER_AREA`'s block means, in a fraction of the time.
+
+    OpenCV's area resize is fast only by a whole factor: a 720p frame to
+    32x32 or to 192x108 took about 3 ms. So the image is first halved, a fast
+    exact step, while it stays at least twice the size of the last step's
+    output; that last step cuts through the halved blocks' edges, so on a
+    720p film frame the result is within a mean 0.3 levels (a few at sharp
+    edges) of one area resize, for 0.2-0.8 ms.
+    """
+    width, height = size
+    while image.shape[1] // 2 >= 2 * width and image.shape[0] // 2 >= 2 * height:
+        image = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 def gray_with_ab(gray: np.ndarray, ab: np.ndarray) -> np.ndarray:

@@ -228,8 +228,10 @@ def mean_uint8(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def decode_ab(logits: torch.Tensor, bins: torch.Tensor, temperature: float, gain: float = 1.0) -> torch.Tensor:
     """(B, Q, h, w) logits over (Q, 2) a/b bins -> (B, h, w, 2) annealed-mean a/b, scaled by `gain`."""
-    probabilities = torch.softmax(logits / temperature, dim=1)  # (B, Q, h, w)
-    return gain * torch.einsum("bqhw,qc->bhwc", probabilities, bins)
+    # the bins last: the net's channels-last logits are then contiguous, and softmax and the product run
+    # over memory in order (5x faster on a CPU than over dim 1, measured)
+    probabilities = torch.softmax(logits.permute(0, 2, 3, 1) / temperature, dim=-1)  # (B, h, w, Q)
+    return gain * (probabilities @ bins)  # (B, h, w, 2)
 
 
 def checkpoint_path(model: str | Path | None, default: str = "sketch") -> Path:

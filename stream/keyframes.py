@@ -333,7 +333,7 @@ def propagate(source: Path, keyframes: dict[int, Path], side: int = WORK_SIDE) -
         for frame in reader.frames():
             if cuts(frame.gray):
                 finish_shot()
-            grays.append(cv2.resize(frame.gray, size, interpolation=cv2.INTER_AREA))
+            grays.append(imageops.shrink(frame.gray, size))
             indices.append(frame.index)
             store.frames = frame.index + 1
         finish_shot()

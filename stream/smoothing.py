@@ -148,17 +148,16 @@ class FlowSmoothing:
             region = (slice(y * factor, min(plane_shape[0], (y + h) * factor)),
                       slice(x * factor, min(plane_shape[1], (x + w) * factor)))
             planes = frame.chroma or (np.full(plane_shape, 128, np.uint8), np.full(plane_shape, 128, np.uint8))
-            full = np.dstack([plane[region] for plane in planes]).astype(np.float32) - 128.0  # (h'', w'', 2) Cb, Cr
-            current = _shrink(full, factor)  # (h', w', 2)
-            chroma[y:y + h, x:x + w] = current
+            current = np.dstack([_shrink(plane[region].astype(np.float32), factor) for plane in planes]) - 128.0
+            chroma[y:y + h, x:x + w] = current  # (h', w', 2) Cb, Cr
             if self._previous is not None:
                 smoothed = self._blend(gray, chroma, *self._previous[:2], (x, y, w, h))
                 correction = np.where(area[y:y + h, x:x + w, None], smoothed - current, 0.0).astype(np.float32)
-                corrected = full + _grow(correction, factor)[:full.shape[0], :full.shape[1]]
-                corrected = np.clip(corrected + 128.5, 0, 255).astype(np.uint8)
+                grown = _grow(correction, factor)  # (h'', w'', 2), a little larger than the region at the edges
                 planes = tuple(plane.copy() for plane in planes)
                 for index, plane in enumerate(planes):
-                    plane[region] = corrected[:, :, index]
+                    part = plane[region]
+                    part[:] = cv2.add(part, grown[:part.shape[0], :part.shape[1], index], dtype=cv2.CV_8U)
                 frame.chroma = planes
                 chroma[y:y + h, x:x + w] = smoothed
             chroma[~area] = 0.0

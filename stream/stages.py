@@ -265,15 +265,15 @@ class Composite:
                 face_ab, weight = self._warp(face, fx0, fy0, face_size, factor)
                 ab_sum += face_ab * weight[:, :, None]
                 weight_sum += weight
-            inside = (slice(fy0 - y0, fy1 - y0), slice(fx0 - x0, fx1 - x0))
+            inside = ab[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0]  # a view: changed in place
             # where no face reaches, its share is 0 and what was there (the scene, or gray) fills it
-            ab[inside] = ab_sum / np.maximum(weight_sum, 1.0)[:, :, None] + \
-                ab[inside] * (1.0 - np.minimum(weight_sum, 1.0))[:, :, None]
+            inside *= (1.0 - np.minimum(weight_sum, 1.0))[:, :, None]
+            inside += ab_sum / np.maximum(weight_sum, 1.0)[:, :, None]
         gray = frame.gray[y0 * factor:y1 * factor, x0 * factor:x1 * factor]
         if factor > 1:
             gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)  # (y1-y0, x1-x0)
         lab = cv2.merge([imageops.gray_lightness(gray), ab[:, :, 0], ab[:, :, 1]])
-        cb_roi, cr_roi = imageops.bgr_to_video_chroma(imageops.lab_to_bgr(lab))
+        cb_roi, cr_roi = imageops.lab_to_video_chroma(lab)
         if frame.keyframe_chroma is not None:  # the archivist's colour, wherever the flow could carry it
             keyframe = cv2.resize(frame.keyframe_chroma, size, interpolation=cv2.INTER_LINEAR) + 128.0
             trust = cv2.resize(frame.keyframe_weight, size, interpolation=cv2.INTER_LINEAR)

@@ -60,6 +60,7 @@ class Track:
 
 CONFIRM_IOU = 0.3
 CONFIRM_NEIGHBORS = 3
+SCAN_SLACK = 1e-3  # seconds: frame times are rounded, and 6 frames at 30 fps must count as 0.2 s
 RESCAN_MASK = 1.2  # a tracked face's box, grown this much, is flattened out of the full-frame rescan
 
 
@@ -95,45 +96,56 @@ class FaceTracker:
     """Detects faces every `detect_every` frames and carries smoothed boxes in between.
 
     Each detection looks near the tracked faces, at their size
-    (`imageops.detect_faces_near`). The whole frame is searched when there is
-    no track, and at least every `rescan_every` frames with the tracked faces
-    flattened out (`without_faces`), so a new face is found within that many
-    frames. A detection joins the track it overlaps most
+    (`imageops.detect_faces_near`). The whole frame is scanned every
+    `rescan_seconds` while faces are tracked, with them flattened out
+    (`without_faces`), so a new face is found within that time; while none
+    is, every `search_seconds`, or at every detection for `lost_seconds`
+    after the last face was lost (it may come back at once); and at once
+    after `reset`. A scan is the dearest step (120 ms on a 720p frame on our
+    2-core CPU), so footage with no face must not pay it at every detection
+    (README, "Detection"). A detection joins the track it overlaps most
     (IoU >= `min_iou`); a track unseen for more than `max_misses` detections
     is dropped, so its colour history goes with it.
     """
 
-    def __init__(self, detect_every: int = 3, min_face: int = 40, detect_side: int = 480, rescan_every: int = 12,
-                 max_misses: int = 2, min_iou: float = 0.2, min_cutoff: float = 0.5, beta: float = 0.01,
+    def __init__(self, detect_every: int = 3, min_face: int = 40, detect_side: int = 480, rescan_seconds: float = 1.0,
+                 search_seconds: float = 0.2, lost_seconds: float = 1.0, max_misses: int = 2, min_iou: float = 0.2,
+                 min_cutoff: float = 0.5, beta: float = 0.01,
                  confirm_cascade: str | None = "haarcascade_frontalface_alt2.xml"):
         self.confirm_cascade = confirm_cascade
         self.detect_every, self.min_face, self.max_misses, self.min_iou = detect_every, min_face, max_misses, min_iou
         self.detect_side = detect_side
-        self.rescan_every = max(rescan_every, detect_every)
+        self.rescan_seconds, self.search_seconds, self.lost_seconds = rescan_seconds, search_seconds, lost_seconds
         self.min_cutoff, self.beta = min_cutoff, beta
         self.tracks: list[Track] = []
         self._next_id = 0
         self._since_detection = 0
-        self._since_rescan = 0
+        self._scanned: float | None = None  # the time of the last full-frame scan; None: scan at the next detection
+        self._seen: float | None = None  # the last time a face was tracked
 
     def reset(self) -> None:
         """Forget all tracks, e.g. at a scene cut; the next frame is detected afresh."""
         self.tracks = []
         self._since_detection = 0
+        self._scanned = self._seen = None
 
     def update(self, gray: np.ndarray, t: float) -> list[Track]:
         if self._since_detection % self.detect_every == 0:
             detections: list[imageops.Box] = []
             for track in self.tracks:  # windows of nearby tracks overlap: keep each face once
                 detections = _merged(detections, imageops.detect_faces_near(gray, track.box))
-            if not self.tracks or self._since_rescan >= self.rescan_every:
+            lost = self._seen is not None and 0.0 <= t - self._seen < self.lost_seconds  # it may be back soon
+            wait = self.rescan_seconds if self.tracks else 0.0 if lost else self.search_seconds
+            elapsed = None if self._scanned is None else t - self._scanned
+            if elapsed is None or elapsed < 0.0 or elapsed + SCAN_SLACK >= wait:  # a time going back scans too
                 searched = without_faces(gray, [track.box for track in self.tracks])
                 detections = _merged(detections, imageops.detect_faces(searched, min_face=self.min_face,
                                                                        max_side=self.detect_side))
-                self._since_rescan = 0
+                self._scanned = t
             self._associate(gray, detections, t)
+            if self.tracks:
+                self._seen = t
         self._since_detection += 1
-        self._since_rescan += 1
         return list(self.tracks)
 
     def _confirmed(self, gray: np.ndarray, box: imageops.Box) -> bool:
@@ -175,7 +187,7 @@ class SceneCutDetector:
         self._last: np.ndarray | None = None
 
     def __call__(self, gray: np.ndarray) -> bool:
-        thumb = cv2.resize(gray, (self.size, self.size), interpolation=cv2.INTER_AREA).astype(np.float32)
+        thumb = imageops.shrink(gray, (self.size, self.size)).astype(np.float32)
         cut = self._last is not None and float(np.mean(np.abs(thumb - self._last))) > self.threshold
         self._last = thumb
         return cut

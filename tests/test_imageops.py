@@ -178,3 +178,26 @@ def test_face_search_in_a_sliver_finds_nothing_instead_of_failing():
     # a 1x5000 strip once shrank to zero rows inside the cascade search and raised from cv2.resize
     assert imageops.detect_faces(np.full((1, 5000), 255, np.uint8)) == []
     assert imageops.find_sketch_face(np.full((3000, 20), 200, np.uint8)) is None
+
+
+def test_lab_to_video_chroma_is_the_bgr_route_without_its_roundings(portrait):
+    lab = imageops.bgr_to_lab(portrait)
+    lab[:, :, 1:] *= 1.8  # pushed out of gamut in places: the clip must hold there too
+    cb, cr = imageops.lab_to_video_chroma(lab)
+    for ours, theirs in zip((cb, cr), imageops.bgr_to_video_chroma(imageops.lab_to_bgr(lab))):
+        difference = ours.astype(int) - theirs
+        assert ours.dtype == np.uint8 and ours.shape == portrait.shape[:2]
+        assert np.abs(difference).max() <= 2 and abs(difference.mean()) < 0.1
+    gray = imageops.bgr_to_lab(cv2.cvtColor(imageops.to_gray(portrait), cv2.COLOR_GRAY2BGR))
+    gray[:, :, 1:] = 0.0
+    assert all(np.all(plane == 128) for plane in imageops.lab_to_video_chroma(gray))  # no colour stays no colour
+
+
+@pytest.mark.parametrize("shape, size", [((720, 1280), (32, 32)), ((720, 1280), (192, 108)), ((481, 643), (100, 75)),
+                                         ((60, 80), (32, 32))])
+def test_shrink_is_an_area_resize(portrait, shape, size):
+    image = cv2.resize(imageops.to_gray(portrait), (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC)
+    ours = imageops.shrink(image, size)
+    assert ours.shape == (size[1], size[0]) and ours.dtype == np.uint8
+    difference = np.abs(ours.astype(int) - cv2.resize(image, size, interpolation=cv2.INTER_AREA))
+    assert difference.max() <= 10 and difference.mean() < 1.0  # a sharp portrait; INTER_LINEAR is 30 off
