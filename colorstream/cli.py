@@ -519,12 +519,15 @@ def cmd_draw(args: argparse.Namespace) -> int:
     print(f"colorstream draw: serving on {url} (Ctrl-C stops)", flush=True)
     if not args.no_browser:
         webbrowser.open(url)
+    interrupted = False
     try:
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    except KeyboardInterrupt:  # the way to stop it: not a failure
+        interrupted = True
     finally:
         server.server_close()
+    if interrupted and not args.from_python:  # as `end_process` says: the shutdown once died with SIGABRT here
+        end_process(0)
     return 0
 
 
@@ -894,7 +897,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help()
             return EXIT_USAGE
         args = parser.parse_args(argv)
-        args.argv = argv
+        args.argv, args.from_python = argv, argv_given
         command = f"colorstream {args.command}"
         from colorstream.model.checkpoint import CheckpointError
         from colorstream.stream.pipeline import PipelineError
