@@ -244,27 +244,34 @@ class _Carried:
         seen = self._sample(self.anchor_small)  # (h, w) uint8
         residual, trust = _checked_flow(gray, seen)
         refined = temporal.warp(self.where, residual)
-        trust *= self._tones_agree(soft_gray, refined)
-        fits = (trust > 0.0) & (self._misfit(soft_gray, refined) < self._misfit(soft_gray, self.where))
+        difference = self._tone_difference(soft_gray, refined)
+        trust *= _agreement(difference)
+        # misfit: the tone difference averaged over 3x3 pixels, at the refined place and at the chain's
+        fits = (trust > 0.0) & (cv2.blur(difference, (3, 3)) <
+                                cv2.blur(self._tone_difference(soft_gray, self.where), (3, 3)))
         self.where[fits] = refined[fits]
         confidence[fits] = np.maximum(confidence[fits], trust[fits])
-
-    def _misfit(self, soft_gray: np.ndarray, where: np.ndarray) -> np.ndarray:
-        """How far this frame's tones are from the keyframe's at `where`, averaged over 3x3 pixels."""
-        return cv2.blur(np.abs(soft_gray - self._sample(self.anchor_gray, where)), (3, 3))
 
     def _sample(self, image: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
         """`image` (keyframe coordinates) read at each current pixel's place in the keyframe."""
         where = self.where if where is None else where
         return cv2.remap(image, where[..., 0], where[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
+    def _tone_difference(self, soft_gray: np.ndarray, where: np.ndarray) -> np.ndarray:
+        """|this frame's tone - the keyframe's at `where`|, per pixel."""
+        return np.abs(soft_gray - self._sample(self.anchor_gray, where))
+
     def _tones_agree(self, soft_gray: np.ndarray, where: np.ndarray) -> np.ndarray:
         """1 where this frame's tone matches the keyframe's at `where`, falling off beyond `TONE_FREE` levels."""
-        difference = np.abs(soft_gray - self._sample(self.anchor_gray, where))
-        return np.exp(-np.maximum(0.0, difference - TONE_FREE) / TONE_SCALE)
+        return _agreement(self._tone_difference(soft_gray, where))
 
     def colour(self) -> np.ndarray:
         return self._sample(self.anchor)
+
+
+def _agreement(tone_difference: np.ndarray) -> np.ndarray:
+    """1 up to `TONE_FREE` gray levels of difference, then falling off with `TONE_SCALE`."""
+    return np.exp(-np.maximum(0.0, tone_difference - TONE_FREE) / TONE_SCALE)
 
 
 def _soft(gray: np.ndarray) -> np.ndarray:
