@@ -61,6 +61,7 @@ class Track:
 CONFIRM_IOU = 0.3
 CONFIRM_NEIGHBORS = 3
 SCAN_SLACK = 1e-3  # seconds: frame times are rounded, and 6 frames at 30 fps must count as 0.2 s
+STALLED_STEP = 1.0 / 30.0  # seconds a frame counts for when its time repeats or goes back (a broken file)
 RESCAN_MASK = 1.2  # a tracked face's box, grown this much, is flattened out of the full-frame rescan
 
 
@@ -120,8 +121,10 @@ class FaceTracker:
         self.tracks: list[Track] = []
         self._next_id = 0
         self._since_detection = 0
-        self._scanned: float | None = None  # the time of the last full-frame scan; None: scan at the next detection
-        self._seen: float | None = None  # the last time a face was tracked
+        self._clock = 0.0  # seconds of footage seen: the frames' own times, but never standing still or going back
+        self._last_time: float | None = None
+        self._scanned: float | None = None  # the clock at the last full-frame scan; None: scan at the next detection
+        self._seen: float | None = None  # the clock when a face was last tracked
 
     def reset(self) -> None:
         """Forget all tracks, e.g. at a scene cut; the next frame is detected afresh."""
@@ -130,21 +133,23 @@ class FaceTracker:
         self._scanned = self._seen = None
 
     def update(self, gray: np.ndarray, t: float) -> list[Track]:
+        if self._last_time is not None:  # a repeated or backward time still moves the scan schedule on
+            self._clock += t - self._last_time if t > self._last_time else STALLED_STEP
+        self._last_time = t
         if self._since_detection % self.detect_every == 0:
             detections: list[imageops.Box] = []
             for track in self.tracks:  # windows of nearby tracks overlap: keep each face once
                 detections = _merged(detections, imageops.detect_faces_near(gray, track.box))
-            lost = self._seen is not None and 0.0 <= t - self._seen < self.lost_seconds  # it may be back soon
+            lost = self._seen is not None and self._clock - self._seen < self.lost_seconds  # it may be back soon
             wait = self.rescan_seconds if self.tracks else 0.0 if lost else self.search_seconds
-            elapsed = None if self._scanned is None else t - self._scanned
-            if elapsed is None or elapsed < 0.0 or elapsed + SCAN_SLACK >= wait:  # a time going back scans too
+            if self._scanned is None or self._clock - self._scanned + SCAN_SLACK >= wait:
                 searched = without_faces(gray, [track.box for track in self.tracks])
                 detections = _merged(detections, imageops.detect_faces(searched, min_face=self.min_face,
                                                                        max_side=self.detect_side))
-                self._scanned = t
+                self._scanned = self._clock
             self._associate(gray, detections, t)
             if self.tracks:
-                self._seen = t
+                self._seen = self._clock
         self._since_detection += 1
         return list(self.tracks)
 

@@ -164,6 +164,16 @@ def test_without_a_face_the_frame_is_scanned_every_search_interval_and_at_once_a
     assert scanned == [0, 6, 12, 18, 21, 27]  # every 6th frame, a detection frame; at once after the cut
 
 
+def test_frames_whose_time_stands_still_or_goes_back_still_get_scanned(monkeypatch):
+    """A broken file's repeated timestamps must not stop the search: such a frame counts as 1/30 s."""
+    scanned = []
+    monkeypatch.setattr(imageops, "detect_faces", lambda gray, **kwargs: scanned.append(index) or [])
+    tracker = FaceTracker(detect_every=3, search_seconds=0.2)
+    for index in range(24):
+        tracker.update(np.zeros((90, 160), np.uint8), 5.0 if index < 12 else 1.0)  # stuck, then back in time
+    assert scanned == [0, 6, 12, 18]
+
+
 def test_a_lost_face_is_searched_for_at_every_detection_for_a_while(monkeypatch):
     scanned = []
     face = [imageops.Box(10, 10, 50, 50)]
