@@ -39,8 +39,8 @@ class Frame:
     image: np.ndarray | None = None  # (H, W, 3) uint8 BGR, kept only from colour sources, for display
     scene_cut: bool = False
     scene_ab: np.ndarray | None = None  # (h, w, 2) float32 Lab a/b of the whole frame, small; None: faces only
-    keyframe_chroma: np.ndarray | None = None  # (h, w, 2) float32 Cb, Cr - 128 carried from keyframes, small
-    keyframe_weight: np.ndarray | None = None  # (h, w) float32 its confidence in [0, 1], at the same size
+    keyframe_chroma: np.ndarray | None = None  # (H', W', 2) float32 Cb, Cr - 128 carried from keyframes, at the
+    keyframe_weight: np.ndarray | None = None  # output's chroma plane size; (h, w) float32 its confidence, small
     faces: list[Face] = field(default_factory=list)
     chroma: tuple[np.ndarray, np.ndarray] | None = None  # output (Cb, Cr), video range; None: neutral gray
 

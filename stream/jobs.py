@@ -22,7 +22,7 @@ from colorstream.files import write_image_atomic
 from colorstream.model.checkpoint import STILLS_OBJECTIVE, VIDEO_OBJECTIVE
 from colorstream.model.inference import Predictor, ScenePredictor, checkpoint_file, load
 from colorstream.stream.frames import Frame
-from colorstream.stream.keyframes import KeyframeColour, KeyframeStage, propagate
+from colorstream.stream.keyframes import KeyframeColour, KeyframeStage, propagate, read_keyframe
 from colorstream.stream.palette import Palette
 from colorstream.stream.pipeline import Pipeline, Stage
 from colorstream.stream.segments import Span, span_frames
@@ -167,6 +167,9 @@ def colorize_video(source: Path, target: Path, predictor: Predictor, options: Op
     use_threads(options)
     started = time.perf_counter()
     carried = propagate(source, keyframes) if keyframes else None
+    if carried is not None and palette is None and scene is not None:  # what the keyframes cannot reach (another
+        # shot, what enters the frame) is usually of the same film: their palette steers the scene colour there
+        palette = Palette.from_images(read_keyframe(path) for path in keyframes.values())
     propagation_seconds = time.perf_counter() - started
     try:
         report = _colorize_video(source, target, predictor, options, progress, overwrite, scene, carried, palette,

@@ -22,17 +22,23 @@ backward through its shot (never across a scene cut):
   confidences and by the distance in frames (linearly, as a colourist
   interpolates between keyframes).
 
-The result (chroma and confidence per frame, small) goes to a temporary file,
-not memory, so an hour of film fits. While the video is colorized,
-`KeyframeStage` hands each frame its share, and the composite blends it over
-the models' colour by the confidence, blurred so there is no seam: where
-flow cannot carry colour, the scene and face models' colour shows.
+The result (chroma, confidence and each pixel's place in the keyframe that
+leads there, per frame, small) goes to a temporary file, not memory, so an
+hour of film fits. While the video is colorized, `KeyframeStage` hands each
+frame its share at the output's chroma resolution: the small chroma
+upsampled, plus the leading keyframe's fine detail (what its full-size chroma
+has beyond the small one) read through the same places, so colour edges stay
+as sharp as the keyframe's. The composite blends it over the models' colour
+by the confidence, blurred so there is no seam: where flow cannot carry
+colour, the scene and face models' colour shows.
 """
 
 from __future__ import annotations
 
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +65,8 @@ REACQUIRE = 0.5  # a point the chain holds less surely than this may be re-found
 FILL_SIGMA = 6.0  # small pixels: how far the motion of trusted points reaches into a region the flow cannot read
 OUTSIDE = 3.0  # small pixels beyond the keyframe's edge whose colour is still its edge's
 EDGE_BLUR = 2.0  # Gaussian sigma (small pixels) of the confidence used for blending: no seam where flow gives up
+BIAS_REACH = 6.0  # Gaussian sigma (small pixels) over which the models' miss against the carried colour is averaged
+BIAS_SUPPORT = 0.3  # ... and the share of carried colour in that neighbourhood below which the correction fades out
 _EDGE_KERNEL = np.ones((5, 5), np.uint8)
 ASPECT_TOLERANCE = 0.03  # a keyframe whose aspect ratio differs more than this is not a frame of the input
 
@@ -117,6 +125,20 @@ def keyframe_chroma(image: np.ndarray, frame_height: int, frame_width: int, size
     return np.dstack(imageops.bgr_to_video_chroma(small)).astype(np.float32) - 128.0
 
 
+def chroma_plane_size(height: int, width: int) -> tuple[int, int]:
+    """(width, height) of the output's chroma planes for a frame of this size (half each way for 4:2:0)."""
+    factor = imageops.chroma_subsampling(height, width)
+    return width // factor, height // factor
+
+
+def keyframe_detail(image: np.ndarray, small: np.ndarray, plane: tuple[int, int]) -> np.ndarray:
+    """What a keyframe's chroma at the output's plane size (width, height) has beyond its `small` chroma upsampled:
+    the fine colour edges the small working size loses, (H, W, 2) float32."""
+    full = np.dstack([cv2.resize(channel, plane, interpolation=cv2.INTER_AREA)
+                      for channel in imageops.bgr_to_video_chroma(image[:, :, :3])]).astype(np.float32) - 128.0
+    return full - cv2.resize(small, plane, interpolation=cv2.INTER_LINEAR)
+
+
 def read_keyframe(path: Path) -> np.ndarray:
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
@@ -124,40 +146,107 @@ def read_keyframe(path: Path) -> np.ndarray:
     return image
 
 
+@dataclass
+class CarriedColour:
+    """One frame's share of the keyframes' colour, at the small working size."""
+
+    chroma: np.ndarray  # (h, w, 2) float32 Cb, Cr minus 128
+    weight: np.ndarray  # (h, w) float32 confidence in [0, 1]
+    shift: np.ndarray  # (h, w, 2) float32 (small pixels) from each pixel to its place in the keyframe that leads there
+    later: np.ndarray  # (h, w) bool: the later of the two `sources` leads there (the earlier elsewhere)
+    sources: tuple[int, int]  # (earlier, later) keyframe index; the same twice where only one reaches the frame
+
+
 class KeyframeColour:
-    """Per frame, the keyframes' carried chroma and its confidence, small, in a temporary file.
+    """Per frame, the keyframes' carried colour (`CarriedColour`), small, and each keyframe's fine detail at the
+    output's chroma size, in a temporary file.
 
     Only the frames of shots with a keyframe take room: each gets a slot of
     fixed size as it is first written, so no frame count is needed up front.
     """
 
-    def __init__(self, size: tuple[int, int]):
+    def __init__(self, size: tuple[int, int], plane: tuple[int, int]):
         self.width, self.height = size
-        self._record = self.height * self.width * 3  # int8 Cb and Cr, uint8 confidence
+        self.plane = plane  # (width, height) of the output's chroma planes
+        # int8 Cb and Cr, uint8 confidence, uint8 which keyframe leads, float16 shift x and y
+        self._record = self.height * self.width * 8
+        self._detail_record = plane[0] * plane[1] * 2 * 2  # float16 Cb and Cr
         self._file = tempfile.TemporaryFile(prefix="colorstream-keyframes-")
-        self._slots: dict[int, int] = {}
+        self._end = 0
+        self._slots: dict[int, tuple[int, tuple[int, int]]] = {}  # frame index: (offset, sources)
+        self._details: dict[int, int] = {}  # keyframe index: offset
         self.frames = 0  # frames in the video, once the pass has seen them all
 
-    def put(self, index: int, chroma: np.ndarray, weight: np.ndarray) -> None:
-        slot = self._slots.setdefault(index, len(self._slots))
-        record = np.empty((self.height, self.width, 3), np.uint8)
-        record[..., :2] = np.clip(np.round(chroma), -127, 127).astype(np.int8).view(np.uint8)
-        record[..., 2] = np.clip(np.round(weight * 255.0), 0, 255)
-        self._file.seek(slot * self._record)
-        self._file.write(record.tobytes())
+    def _write(self, offset: int | None, data: bytes) -> int:
+        if offset is None:
+            offset, self._end = self._end, self._end + len(data)
+        with self._named_errors():
+            self._file.seek(offset)
+            self._file.write(data)
+        return offset
 
-    def get(self, index: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """(h, w, 2) float32 chroma (Cb, Cr minus 128) and (h, w) float32 confidence in [0, 1], or None for a frame
-        no keyframe reaches."""
-        slot = self._slots.get(index)
-        if slot is None:
+    def _read(self, offset: int, length: int) -> bytes:
+        with self._named_errors():  # the seek writes out what is buffered
+            self._file.seek(offset)
+            return self._file.read(length)
+
+    @staticmethod
+    @contextmanager
+    def _named_errors() -> Iterator[None]:
+        """A full disk says where: the file itself has no name."""
+        try:
+            yield
+        except OSError as error:
+            raise OSError(error.errno, error.strerror, f"the keyframes' temporary file in {tempfile.gettempdir()} "
+                          "(set TMPDIR to a folder with room)") from None
+
+    def put_detail(self, keyframe: int, detail: np.ndarray) -> None:
+        self._details[keyframe] = self._write(self._details.get(keyframe), detail.astype(np.float16).tobytes())
+
+    def detail(self, keyframe: int) -> np.ndarray:
+        """(H, W, 2) float32 at the plane size: see `keyframe_detail`."""
+        data = self._read(self._details[keyframe], self._detail_record)
+        return np.frombuffer(data, np.float16).reshape(self.plane[1], self.plane[0], 2).astype(np.float32)
+
+    def put(self, index: int, carried: CarriedColour) -> None:
+        record = np.empty((self.height, self.width, 8), np.uint8)
+        record[..., :2] = np.clip(np.round(carried.chroma), -127, 127).astype(np.int8).view(np.uint8)
+        record[..., 2] = np.clip(np.round(carried.weight * 255.0), 0, 255)
+        record[..., 3] = carried.later
+        record[..., 4:] = carried.shift.astype(np.float16).view(np.uint8)
+        offset = self._slots.get(index, (None,))[0]
+        self._slots[index] = (self._write(offset, record.tobytes()), carried.sources)
+
+    def get(self, index: int) -> CarriedColour | None:
+        """The frame's carried colour, or None for a frame no keyframe reaches."""
+        if index not in self._slots:
             return None
-        self._file.seek(slot * self._record)
-        record = np.frombuffer(self._file.read(self._record), np.uint8).reshape(self.height, self.width, 3)
-        return record[..., :2].view(np.int8).astype(np.float32), record[..., 2].astype(np.float32) / 255.0
+        offset, sources = self._slots[index]
+        record = np.frombuffer(self._read(offset, self._record), np.uint8).reshape(self.height, self.width, 8)
+        return CarriedColour(record[..., :2].view(np.int8).astype(np.float32), record[..., 2].astype(np.float32) / 255.0,
+                             record[..., 4:].copy().view(np.float16).astype(np.float32), record[..., 3] > 0, sources)
 
     def close(self) -> None:
         self._file.close()
+
+
+def corrected_model(model: np.ndarray, keyframe: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """The models' chroma, (H, W, 2) Cb/Cr at the plane size, shifted by how far it misses the keyframes' carried
+    colour (`keyframe`, the same size) where that colour holds nearby (`weight`, small), (H, W, 2) float32.
+
+    Where the carried colour gives up (a mouth that opens, what enters the frame), the models' colour shows;
+    the models' error there is most like their error next to it, where the keyframe says what the colour is.
+    So that error, averaged by confidence over `BIAS_REACH` small pixels, is taken off; it fades out where
+    little carried colour is near, and far from any the models' colour stands as it is.
+    """
+    small = (weight.shape[1], weight.shape[0])
+    model = np.asarray(model, np.float32)
+    miss = (cv2.resize(keyframe, small, interpolation=cv2.INTER_AREA)
+            - cv2.resize(model, small, interpolation=cv2.INTER_AREA)) * weight[..., None]  # (h, w, 2)
+    support = cv2.GaussianBlur(weight, (0, 0), BIAS_REACH)
+    bias = cv2.GaussianBlur(miss, (0, 0), BIAS_REACH) / np.maximum(support, 1e-3)[..., None] * \
+        np.minimum(1.0, support / BIAS_SUPPORT)[..., None]
+    return cv2.add(model, cv2.resize(bias, (model.shape[1], model.shape[0]), interpolation=cv2.INTER_LINEAR))
 
 
 def _checked_flow(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -265,8 +354,12 @@ class _Carried:
         """1 where this frame's tone matches the keyframe's at `where`, falling off beyond `TONE_FREE` levels."""
         return _agreement(self._tone_difference(soft_gray, where))
 
-    def colour(self) -> np.ndarray:
-        return self._sample(self.anchor)
+    def colour(self, source: int) -> CarriedColour:
+        """The state as one frame's share, `source` being the keyframe it is carried from."""
+        height, width = self.where.shape[:2]
+        return CarriedColour(self._sample(self.anchor), self.confidence,
+                             self.where - temporal.pixel_grid(height, width), np.zeros((height, width), bool),
+                             (source, source))
 
 
 def _agreement(tone_difference: np.ndarray) -> np.ndarray:
@@ -282,35 +375,39 @@ def _soft(gray: np.ndarray) -> np.ndarray:
 def _carry_through_shot(grays: list[np.ndarray], indices: list[int], anchors: dict[int, np.ndarray],
                         store: KeyframeColour) -> None:
     """Forward from each keyframe to the next, then backward, blending the two by confidence."""
-    carried = None
+    carried, source = None, None
     ages = {}  # frames from the keyframe the forward pass carried from
     for position, index in enumerate(indices):
         if index in anchors:
-            carried = _Carried.start(anchors[index], grays[position])
+            carried, source = _Carried.start(anchors[index], grays[position]), index
         elif carried is not None:
             carried.step(grays[position], grays[position - 1])
         if carried is not None:
-            store.put(index, carried.colour(), carried.confidence)
+            store.put(index, carried.colour(source))
             ages[index] = carried.age
     carried = None
     for position in reversed(range(len(indices))):
         index = indices[position]
         if index in anchors:
-            carried = _Carried.start(anchors[index], grays[position])
+            carried, source = _Carried.start(anchors[index], grays[position]), index
             continue  # a keyframe's own frame is its own colour
         if carried is None:
             continue
         carried.step(grays[position], grays[position + 1])
-        chroma, weight = carried.colour(), carried.confidence
+        colour = carried.colour(source)
         forward = store.get(index)
         if forward is not None:  # bracketed: by confidence, and linearly in time, so the nearer keyframe leads
-            chroma_f, weight_f = forward
-            share = weight * ages[index]
-            share_f = weight_f * carried.age
-            chroma = (chroma * share[..., None] + chroma_f * share_f[..., None]) / \
+            share = colour.weight * ages[index]
+            share_f = forward.weight * carried.age
+            colour.chroma = (colour.chroma * share[..., None] + forward.chroma * share_f[..., None]) / \
                 np.maximum(share + share_f, 1e-6)[..., None]
-            weight = 1.0 - (1.0 - weight) * (1.0 - weight_f)
-        store.put(index, chroma, weight)
+            colour.weight = 1.0 - (1.0 - colour.weight) * (1.0 - forward.weight)
+            colour.later = share > share_f  # the fine detail comes from the keyframe with the larger share
+            colour.shift = np.where(colour.later[..., None], colour.shift, forward.shift)
+            colour.sources = (forward.sources[0], source)
+        else:  # before the shot's first keyframe: the later one alone
+            colour.later[:] = True
+        store.put(index, colour)
 
 
 def propagate(source: Path, keyframes: dict[int, Path], side: int = WORK_SIDE) -> KeyframeColour:
@@ -324,9 +421,13 @@ def propagate(source: Path, keyframes: dict[int, Path], side: int = WORK_SIDE) -
     store = None
     try:
         size = work_size(reader.height, reader.width, side)
-        anchors = {index: keyframe_chroma(read_keyframe(path), reader.height, reader.width, size, str(path))
-                   for index, path in keyframes.items()}  # a bad keyframe fails before the pass
-        store = KeyframeColour(size)
+        plane = chroma_plane_size(reader.height, reader.width)
+        store = KeyframeColour(size, plane)
+        anchors = {}
+        for index, path in keyframes.items():  # one image at a time; a bad keyframe fails before the pass
+            image = read_keyframe(path)
+            anchors[index] = keyframe_chroma(image, reader.height, reader.width, size, str(path))
+            store.put_detail(index, keyframe_detail(image, anchors[index], plane))
         cuts = SceneCutDetector()
         grays: list[np.ndarray] = []
         indices: list[int] = []
@@ -360,21 +461,40 @@ def propagate(source: Path, keyframes: dict[int, Path], side: int = WORK_SIDE) -
 class KeyframeStage:
     """Hands each frame the keyframes' carried colour from the pass before: `frame.keyframe_chroma`/`keyframe_weight`.
 
-    The confidence is blurred here, so the composite's blend over the
-    models' colour has no seam where the flow gave up.
+    The chroma is made at the output's chroma size: the small carried chroma
+    upsampled, plus the leading keyframe's fine detail read through each
+    pixel's place in it. The confidence is blurred here, so the composite's
+    blend over the models' colour has no seam where the flow gave up.
     """
 
     def __init__(self, colour: KeyframeColour):
         self.colour = colour
+        self._details: dict[int, np.ndarray] = {}  # the keyframes the last frame read from
 
     def __call__(self, frames: list[Frame]) -> list[Frame]:
         for frame in frames:
             carried = self.colour.get(frame.index)
             if carried is not None:
-                frame.keyframe_chroma, weight = carried
+                frame.keyframe_chroma = self._sharp(carried)
                 # pulled in from where the flow gave up, then softened: it reaches 0 there without a step
-                frame.keyframe_weight = cv2.GaussianBlur(cv2.erode(weight, _EDGE_KERNEL), (0, 0), EDGE_BLUR)
+                frame.keyframe_weight = cv2.GaussianBlur(cv2.erode(carried.weight, _EDGE_KERNEL), (0, 0), EDGE_BLUR)
         return frames
+
+    def _sharp(self, carried: CarriedColour) -> np.ndarray:
+        """The carried chroma at the plane size, (H, W, 2) float32: upsampled, with the keyframes' fine detail."""
+        plane = self.colour.plane
+        chroma = cv2.resize(carried.chroma, plane, interpolation=cv2.INTER_LINEAR)  # (H, W, 2)
+        scale = np.array([plane[0] / self.colour.width, plane[1] / self.colour.height], np.float32)
+        shift = cv2.resize(carried.shift * scale, plane, interpolation=cv2.INTER_LINEAR)  # in plane pixels
+        places = cv2.add(temporal.pixel_grid(plane[1], plane[0]), shift)  # in the keyframe's plane
+        self._details = {index: self._details[index] if index in self._details else self.colour.detail(index)
+                         for index in carried.sources}
+        details = [cv2.remap(self._details[index], places[..., 0], places[..., 1], cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_REPLICATE) for index in dict.fromkeys(carried.sources)]
+        if len(details) == 1:
+            return cv2.add(chroma, details[0])
+        share = cv2.resize(carried.later.astype(np.float32), plane, interpolation=cv2.INTER_LINEAR)[..., None]
+        return chroma + details[0] * (1.0 - share) + details[1] * share
 
 
 def export_keyframes(source: Path, folder: Path, every_seconds: float = 10.0, overwrite: bool = False) -> list[Path]:

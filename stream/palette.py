@@ -16,6 +16,7 @@ stands, so a reference can only help where it knows.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,14 +63,22 @@ class Palette:
     @classmethod
     def from_image(cls, image: np.ndarray) -> "Palette":
         """A colour reference image (BGR, any size) -> its palette table."""
-        small = _working(image[:, :, :3] if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR))
-        bins = _features(imageops.to_gray(small)).ravel()
-        ab = imageops.bgr_to_lab(small)[:, :, 1:].reshape(-1, 2).astype(np.float64)
+        return cls.from_images([image])
+
+    @classmethod
+    def from_images(cls, images: Iterable[np.ndarray]) -> "Palette":
+        """Colour images (BGR, any sizes) pooled into one table: a bin where they disagree is trusted less."""
         size = LIGHTNESS_BINS * (len(TEXTURE_EDGES) + 1) * HEIGHT_BINS
-        count = np.bincount(bins, minlength=size).astype(np.float64)
-        mean = np.stack([np.bincount(bins, ab[:, i], size) for i in range(2)], axis=1) / np.maximum(count, 1)[:, None]
-        square = np.bincount(bins, (ab * ab).sum(axis=1), size) / np.maximum(count, 1)
-        spread = np.sqrt(np.maximum(0.0, square - (mean * mean).sum(axis=1)))
+        count, total, square = np.zeros(size), np.zeros((size, 2)), np.zeros(size)
+        for image in images:
+            small = _working(image[:, :, :3] if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR))
+            bins = _features(imageops.to_gray(small)).ravel()
+            ab = imageops.bgr_to_lab(small)[:, :, 1:].reshape(-1, 2).astype(np.float64)
+            count += np.bincount(bins, minlength=size)
+            total += np.stack([np.bincount(bins, ab[:, i], size) for i in range(2)], axis=1)
+            square += np.bincount(bins, (ab * ab).sum(axis=1), size)
+        mean = total / np.maximum(count, 1)[:, None]
+        spread = np.sqrt(np.maximum(0.0, square / np.maximum(count, 1) - (mean * mean).sum(axis=1)))
         reliability = np.exp(-spread / AGREEMENT) * np.minimum(1.0, count / MIN_PIXELS) * (count >= MIN_PIXELS)
         return cls(mean.astype(np.float32), (STRENGTH * reliability).astype(np.float32))
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from colorstream import imageops, temporal
 from colorstream.model.inference import Predictor, ScenePredictor
+from colorstream.stream import keyframes
 from colorstream.stream.frames import Face, Frame
 from colorstream.stream.palette import Palette
 from colorstream.stream.smoothing import METHODS, TrackSmoother
@@ -222,7 +223,8 @@ class Smooth:
 class Composite:
     """The frame's own luma, untouched; chroma from the face model in the face squares, blended with a feathered
     mask into the scene model's chroma of the whole frame (or into gray, with `--scope faces`); over both, the
-    keyframes' carried colour by its confidence (`stream.keyframes`).
+    keyframes' carried colour by its confidence, and where that confidence is low, the models' colour corrected
+    by how far it misses the keyframes' nearby (`stream.keyframes`).
 
     Only the output's (Cb, Cr) planes are made, at their own resolution
     (half size for 4:2:0): the models never touch luminance, so edges stay
@@ -275,10 +277,11 @@ class Composite:
         lab = cv2.merge([imageops.gray_lightness(gray), ab[:, :, 0], ab[:, :, 1]])
         cb_roi, cr_roi = imageops.lab_to_video_chroma(lab)
         if frame.keyframe_chroma is not None:  # the archivist's colour, wherever the flow could carry it
-            keyframe = cv2.resize(frame.keyframe_chroma, size, interpolation=cv2.INTER_LINEAR) + 128.0
+            keyframe = frame.keyframe_chroma + 128.0  # made at the plane's size (`KeyframeStage`)
             trust = cv2.resize(frame.keyframe_weight, size, interpolation=cv2.INTER_LINEAR)
-            cb_roi, cr_roi = (np.clip(trust * keyframe[:, :, i] + (1.0 - trust) * model + 0.5, 0, 255).astype(np.uint8)
-                              for i, model in enumerate((cb_roi, cr_roi)))
+            model = keyframes.corrected_model(np.dstack([cb_roi, cr_roi]), keyframe, frame.keyframe_weight)
+            cb_roi, cr_roi = (np.clip(trust * keyframe[:, :, i] + (1.0 - trust) * model[:, :, i] + 0.5, 0, 255)
+                              .astype(np.uint8) for i in range(2))
         if whole:
             return cb_roi, cr_roi
         cb = np.full(plane, 128, np.uint8)

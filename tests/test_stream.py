@@ -221,6 +221,22 @@ def test_scene_cut_detector():
     assert [cuts(dark), cuts(dark), cuts(light), cuts(light)] == [False, False, True, False]
 
 
+def test_a_cut_between_two_shots_of_one_tone_is_found_and_motion_flash_and_fade_are_not():
+    rng = np.random.default_rng(0)
+    stage = cv2.GaussianBlur(rng.integers(0, 120, (120, 200), np.uint8), (0, 0), 6)  # dark, as under stage lights
+    close_up = cv2.GaussianBlur(rng.integers(0, 120, (120, 200), np.uint8), (0, 0), 6)
+    stage = cv2.normalize(stage, None, 10, 110, cv2.NORM_MINMAX)
+    close_up = cv2.normalize(close_up, None, 10, 110, cv2.NORM_MINMAX)
+    cuts = SceneCutDetector()
+    shots = [stage[:, :160], stage[:, 6:166], stage[:, 12:172], close_up[:, :160], close_up[:, 3:163]]
+    change = np.abs(stage[:, 12:172].astype(float) - close_up[:, :160]).mean()
+    assert change < 40  # the mean difference alone would not see this cut
+    assert [cuts(frame) for frame in shots] == [False, False, False, True, False]
+    flash = cv2.add(close_up[:, 3:163], 40)  # a flash: much brighter, the same layout
+    fade = [(close_up[:, 3:163] * level).astype(np.uint8) for level in (0.8, 0.6, 0.45, 0.3)]
+    assert [cuts(frame) for frame in [flash, close_up[:, 3:163], *fade]] == [False] * 6
+
+
 def _frame_with_face(colour: np.ndarray, track: int = 0, cut: bool = False) -> Frame:
     frame = Frame(0, np.zeros((64, 64), np.uint8), scene_cut=cut)
     frame.faces = [Face(track, imageops.Box(8, 8, 48, 48), colour=colour)]
