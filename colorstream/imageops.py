@@ -86,6 +86,12 @@ def chroma_subsampling(height: int, width: int) -> int:
     return 2 if height % 2 == 0 and width % 2 == 0 else 1
 
 
+def chroma_plane_size(height: int, width: int) -> tuple[int, int]:
+    """(width, height) of the output's chroma planes for a frame of this size (half each way for 4:2:0)."""
+    factor = chroma_subsampling(height, width)
+    return width // factor, height // factor
+
+
 def bgr_to_video_chroma(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """BGR uint8 -> the video-range (Cb, Cr) planes at the same size."""
     ycrcb = cv2.cvtColor(image, cv2.COLOR_BGR2YCrCb)

@@ -49,10 +49,9 @@ def make_gray_clip(source: Path, target: Path, options: Options,
 
 def chroma_planes(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A BGR frame's video-range (Cb, Cr) planes at the size the writer takes them (half for 4:2:0)."""
-    height, width = image.shape[:2]
-    factor = imageops.chroma_subsampling(height, width)
-    return tuple(cv2.resize(plane, (width // factor, height // factor), interpolation=cv2.INTER_AREA)
-                 if factor > 1 else plane for plane in imageops.bgr_to_video_chroma(image))
+    size = imageops.chroma_plane_size(*image.shape[:2])
+    return tuple(cv2.resize(plane, size, interpolation=cv2.INTER_AREA) if size != image.shape[1::-1] else plane
+                 for plane in imageops.bgr_to_video_chroma(image))
 
 
 def truth_keyframes(source: Path, every: int, folder: Path) -> dict[int, Path]:

@@ -125,12 +125,6 @@ def keyframe_chroma(image: np.ndarray, frame_height: int, frame_width: int, size
     return np.dstack(imageops.bgr_to_video_chroma(small)).astype(np.float32) - 128.0
 
 
-def chroma_plane_size(height: int, width: int) -> tuple[int, int]:
-    """(width, height) of the output's chroma planes for a frame of this size (half each way for 4:2:0)."""
-    factor = imageops.chroma_subsampling(height, width)
-    return width // factor, height // factor
-
-
 def keyframe_detail(image: np.ndarray, small: np.ndarray, plane: tuple[int, int]) -> np.ndarray:
     """What a keyframe's chroma at the output's plane size (width, height) has beyond its `small` chroma upsampled:
     the fine colour edges the small working size loses, (H, W, 2) float32."""
@@ -405,8 +399,6 @@ def _carry_through_shot(grays: list[np.ndarray], indices: list[int], anchors: di
             colour.later = share > share_f  # the fine detail comes from the keyframe with the larger share
             colour.shift = np.where(colour.later[..., None], colour.shift, forward.shift)
             colour.sources = (forward.sources[0], source)
-        else:  # before the shot's first keyframe: the later one alone
-            colour.later[:] = True
         store.put(index, colour)
 
 
@@ -421,7 +413,7 @@ def propagate(source: Path, keyframes: dict[int, Path], side: int = WORK_SIDE) -
     store = None
     try:
         size = work_size(reader.height, reader.width, side)
-        plane = chroma_plane_size(reader.height, reader.width)
+        plane = imageops.chroma_plane_size(reader.height, reader.width)
         store = KeyframeColour(size, plane)
         anchors = {}
         for index, path in keyframes.items():  # one image at a time; a bad keyframe fails before the pass
