@@ -53,7 +53,9 @@ def let_threads_finish(deadline_s: float = 3.0) -> None:
     """
     deadline = time.monotonic() + deadline_s
     for thread in threading.enumerate():
-        if thread is not threading.current_thread():
+        # tqdm's monitor only sleeps (10 s at a time) and touches nothing native: waiting for it made every
+        # interrupt take the whole deadline
+        if thread is not threading.current_thread() and thread.name != "tqdm_monitor":
             try:
                 thread.join(max(0.0, deadline - time.monotonic()))
             except (AssertionError, RuntimeError):  # a thread started outside Python cannot be joined

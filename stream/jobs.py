@@ -24,7 +24,7 @@ from colorstream.model.inference import Predictor, ScenePredictor, checkpoint_fi
 from colorstream.stream.frames import Frame
 from colorstream.stream.keyframes import KeyframeColour, KeyframeStage, propagate, read_keyframe
 from colorstream.stream.palette import Palette
-from colorstream.stream.pipeline import Pipeline, Stage
+from colorstream.stream.pipeline import Pipeline, PipelineError, Stage
 from colorstream.stream.segments import Span, span_frames
 from colorstream.stream.smoothing import DEFAULT_SMOOTHING, FlowSmoothing, still_weight
 from colorstream.stream.stages import BackgroundSceneColour, Composite, Detect, Infer, SceneColour, Sketchify, Smooth
@@ -104,13 +104,13 @@ def build_stages(predictor: Predictor, options: Options, live: bool, scene: Scen
     per_frame = options.smoothing == "flow"  # after compositing, in frame coordinates
     batch = 1 if live else options.batch_frames
     stages = [Stage("detect", Detect(tracker, predictor.crop_margin, options.reach))]
+    if keyframes is not None:  # first: where their colour covers a frame or a face, no model is run
+        stages.append(Stage("keyframes", KeyframeStage(keyframes)))
     if scene is not None and options.scope == "frame":
         gain = scene.saturation_gains[STILLS_OBJECTIVE if still else VIDEO_OBJECTIVE]
         colour = (BackgroundSceneColour(scene, gain, options.scene_every, palette) if realtime else
                   SceneColour(scene, gain, options.scene_every, palette, flip_average=still))
         stages.append(Stage("scene", colour, batch=batch))
-    if keyframes is not None:
-        stages.append(Stage("keyframes", KeyframeStage(keyframes)))
     stages += [
         Stage("sketchify", Sketchify(predictor)),
         Stage("inference", Infer(predictor, options.saturation or predictor.saturation_gains[VIDEO_OBJECTIVE]),
@@ -158,29 +158,33 @@ def colorize_video(source: Path, target: Path, predictor: Predictor, options: Op
                    span: Span | None = None) -> dict:
     """Every frame of `source`, colorized, into `target` with its timestamps, rotation and audio.
 
-    With `keyframes` (frame index -> colour image of that frame), their colour is first carried through
-    their shots (`stream.keyframes.propagate`), and then leads wherever it reached; `palette` (`--reference`)
-    steers the scene model's colour. With a `span`, only that segment of the video, without rotation or
-    audio (`stream.segments` joins the segments and adds them); an empty span writes nothing and reports 0
-    frames.
+    With `keyframes` (frame index -> colour image of that frame), their colour is carried through their
+    shots by a pass beside the pipeline (`stream.keyframes.propagate`), and leads wherever it reached;
+    `palette` (`--reference`) steers the scene model's colour. With a `span`, only that segment of the
+    video, without rotation or audio (`stream.segments` joins the segments and adds them); an empty span
+    writes nothing and reports 0 frames.
     """
     use_threads(options)
     started = time.perf_counter()
-    carried = propagate(source, keyframes) if keyframes else None
-    if carried is not None and palette is None and scene is not None:  # what the keyframes cannot reach (another
-        # shot, what enters the frame) is usually of the same film: their palette steers the scene colour there
-        palette = Palette.from_images(read_keyframe(path) for path in keyframes.values())
-    propagation_seconds = time.perf_counter() - started
+    carried = propagate(source, keyframes, wait=False) if keyframes else None
     try:
+        if carried is not None and palette is None and scene is not None:  # what the keyframes cannot reach
+            # (another shot, what enters the frame) is usually of the same film: their palette steers the scene there
+            palette = Palette.from_images(read_keyframe(path) for path in keyframes.values())
+        setup_seconds = time.perf_counter() - started
         report = _colorize_video(source, target, predictor, options, progress, overwrite, scene, carried, palette,
                                  span)
+    except PipelineError as error:  # the pass's own failure (a keyframe past the end, a full disk), as it was
+        if carried is not None and carried.error is not None and error.__cause__ is carried.error:
+            raise carried.error from None
+        raise
     finally:
         if carried is not None:
             carried.close()
-    if carried is not None:
-        per_frame = 1000.0 * propagation_seconds / max(report["frames"], 1)
+    if carried is not None:  # the pass ran beside the pipeline: its own time, and the setup before both
+        per_frame = 1000.0 * carried.seconds / max(report["frames"], 1)
         report["ms_per_frame"]["keyframe propagation"] = round(per_frame, 2)
-        report["seconds"] = round(report["seconds"] + propagation_seconds, 3)
+        report["seconds"] = round(report["seconds"] + setup_seconds, 3)
         report["fps"] = round(report["frames"] / report["seconds"], 2) if report["seconds"] else 0.0
         report["keyframes"] = sorted(keyframes)
     return report
@@ -200,6 +204,8 @@ def _colorize_video(source: Path, target: Path, predictor: Predictor, options: O
         pipeline = Pipeline(chain([first], frames), build_stages(predictor, options, live=False, scene=scene,
                                                                  keyframes=keyframes, palette=palette), leaky=False,
                             queue_size=options.batch_frames * 2, source_name="decode")
+        if keyframes is not None:
+            keyframes.stop_readers_with(pipeline.stop)
         count = with_faces = 0
         last = first
         started = time.perf_counter()
@@ -215,6 +221,8 @@ def _colorize_video(source: Path, target: Path, predictor: Predictor, options: O
                 with_faces += bool(frame.faces)
                 last = frame
                 bar.update()
+            if keyframes is not None:  # before the output is kept: a keyframe past the last frame is found at the end
+                keyframes.wait()
     finally:
         reader.close()
     report = stage_report(pipeline, count, time.perf_counter() - started)

@@ -24,20 +24,27 @@ backward through its shot (never across a scene cut):
 
 The result (chroma, confidence and each pixel's place in the keyframe that
 leads there, per frame, small) goes to a temporary file, not memory, so an
-hour of film fits. While the video is colorized, `KeyframeStage` hands each
+hour of film fits. The pass runs in a thread beside the colorizing pipeline:
+a frame is handed on as soon as no later keyframe can change it (at once
+after the last keyframe of its shot; otherwise once that later keyframe's
+colour has been carried back to it). `KeyframeStage` hands each
 frame its share at the output's chroma resolution: the small chroma
 upsampled, plus the leading keyframe's fine detail (what its full-size chroma
 has beyond the small one) read through the same places, so colour edges stay
 as sharp as the keyframe's. The composite blends it over the models' colour
 by the confidence, blurred so there is no seam: where flow cannot carry
-colour, the scene and face models' colour shows.
+colour, the scene and face models' colour shows. A model is not run at all
+for a frame (or a face) whose colour the keyframes lead nearly everywhere
+(`models_needed`).
 """
 
 from __future__ import annotations
 
 import re
 import tempfile
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +54,7 @@ import numpy as np
 
 from colorstream import files, imageops, temporal
 from colorstream.stream.frames import Frame
+from colorstream.stream.pipeline import POLL_SECONDS, Stopped
 from colorstream.stream.tracking import SceneCutDetector
 from colorstream.stream.video_io import VideoReader
 
@@ -67,6 +75,8 @@ OUTSIDE = 3.0  # small pixels beyond the keyframe's edge whose colour is still i
 EDGE_BLUR = 2.0  # Gaussian sigma (small pixels) of the confidence used for blending: no seam where flow gives up
 BIAS_REACH = 6.0  # Gaussian sigma (small pixels) over which the models' miss against the carried colour is averaged
 BIAS_SUPPORT = 0.3  # ... and the share of carried colour in that neighbourhood below which the correction fades out
+MODELS_LEAD = 0.5  # carried confidence below which the models' colour leads the blend ...
+MODELS_AREA = 0.02  # ... and the share of a frame or face box where it must lead for the model to be run at all
 _EDGE_KERNEL = np.ones((5, 5), np.uint8)
 ASPECT_TOLERANCE = 0.03  # a keyframe whose aspect ratio differs more than this is not a frame of the input
 
@@ -153,10 +163,11 @@ class CarriedColour:
 
 class KeyframeColour:
     """Per frame, the keyframes' carried colour (`CarriedColour`), small, and each keyframe's fine detail at the
-    output's chroma size, in a temporary file.
+    output's chroma size, in a temporary file, written by the pass (`propagate`) while it is read.
 
     Only the frames of shots with a keyframe take room: each gets a slot of
     fixed size as it is first written, so no frame count is needed up front.
+    `get` waits until the pass has made the frame final.
     """
 
     def __init__(self, size: tuple[int, int], plane: tuple[int, int]):
@@ -170,17 +181,26 @@ class KeyframeColour:
         self._slots: dict[int, tuple[int, tuple[int, int]]] = {}  # frame index: (offset, sources)
         self._details: dict[int, int] = {}  # keyframe index: offset
         self.frames = 0  # frames in the video, once the pass has seen them all
+        self.seconds = 0.0  # the pass's time, once it has ended
+        self._file_lock = threading.Lock()  # the pass writes while the pipeline reads
+        self._progress = threading.Condition()
+        self._final = 0  # frames before this index are final
+        self._ended = False
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._readers_stop: threading.Event | None = None  # once set, a reader waiting for a frame gives up
 
     def _write(self, offset: int | None, data: bytes) -> int:
         if offset is None:
             offset, self._end = self._end, self._end + len(data)
-        with self._named_errors():
+        with self._file_lock, self._named_errors():
             self._file.seek(offset)
             self._file.write(data)
         return offset
 
     def _read(self, offset: int, length: int) -> bytes:
-        with self._named_errors():  # the seek writes out what is buffered
+        with self._file_lock, self._named_errors():  # the seek writes out what is buffered
             self._file.seek(offset)
             return self._file.read(length)
 
@@ -212,7 +232,21 @@ class KeyframeColour:
         self._slots[index] = (self._write(offset, record.tobytes()), carried.sources)
 
     def get(self, index: int) -> CarriedColour | None:
-        """The frame's carried colour, or None for a frame no keyframe reaches."""
+        """The frame's final carried colour, or None for a frame no keyframe reaches; waits for the pass to make it
+        final, and raises what stopped the pass."""
+        with self._progress:
+            while not (index < self._final or self._ended):
+                if self._readers_stop is not None and self._readers_stop.is_set():
+                    raise Stopped
+                self._progress.wait(POLL_SECONDS)
+            if self._error is not None:
+                raise self._error
+            if index >= self._final and self._stop.is_set():
+                raise RuntimeError(f"the keyframe pass was stopped before frame {index}")
+        return self.stored(index)  # None past the frames the pass saw (a damaged tail it could not decode)
+
+    def stored(self, index: int) -> CarriedColour | None:
+        """What the pass has written for the frame so far, without waiting: the pass reads its forward colour back."""
         if index not in self._slots:
             return None
         offset, sources = self._slots[index]
@@ -220,7 +254,50 @@ class KeyframeColour:
         return CarriedColour(record[..., :2].view(np.int8).astype(np.float32), record[..., 2].astype(np.float32) / 255.0,
                              record[..., 4:].copy().view(np.float16).astype(np.float32), record[..., 3] > 0, sources)
 
+    @property
+    def error(self) -> BaseException | None:
+        """What stopped the pass, once it has ended; None while it runs or when it finished."""
+        return self._error
+
+    def stop_readers_with(self, stop: threading.Event) -> None:
+        """A reader waiting for a frame gives up (`Stopped`) once `stop` is set: a pipeline that shuts down must
+        not wait for the pass to reach a far keyframe."""
+        self._readers_stop = stop
+
+    def mark_final(self, through: int) -> None:
+        """Frames before `through` are final."""
+        with self._progress:
+            self._final = max(self._final, through)
+            self._progress.notify_all()
+
+    def _run(self, work: Callable[[threading.Event], None]) -> None:
+        """The pass, in the thread `start` made; how it ended is kept for `get` and `wait`."""
+        started = time.perf_counter()
+        try:
+            work(self._stop)
+        except BaseException as error:  # noqa: BLE001 - handed to the reader of the colour, who reports it
+            self._error = error
+        with self._progress:
+            self.seconds = time.perf_counter() - started
+            self._ended = True
+            self._progress.notify_all()
+
+    def start(self, work: Callable[[threading.Event], None]) -> None:
+        self._thread = threading.Thread(target=self._run, args=(work,), name="keyframe pass", daemon=True)
+        self._thread.start()
+
+    def wait(self) -> None:
+        """Until the pass has ended; raises what stopped it (a keyframe past the last frame is found only there)."""
+        if self._thread is not None:
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+
     def close(self) -> None:
+        """Stop the pass, if it still runs, and drop the file."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
         self._file.close()
 
 
@@ -241,6 +318,27 @@ def corrected_model(model: np.ndarray, keyframe: np.ndarray, weight: np.ndarray)
     bias = cv2.GaussianBlur(miss, (0, 0), BIAS_REACH) / np.maximum(support, 1e-3)[..., None] * \
         np.minimum(1.0, support / BIAS_SUPPORT)[..., None]
     return cv2.add(model, cv2.resize(bias, (model.shape[1], model.shape[0]), interpolation=cv2.INTER_LINEAR))
+
+
+def models_needed(weight: np.ndarray | None, frame_shape: tuple[int, int], box: imageops.Box | None = None) -> bool:
+    """Whether a model must colour this frame (or this face `box`, in frame pixels) beside the keyframes' colour
+    (`weight`, small; None where no keyframe reaches).
+
+    Where the carried colour leads on all but a few pixels, those few take
+    the carried colour around them (`corrected_model` of neutral gray), so
+    the model's run would change almost nothing; skipping it is what keeps
+    keyframed video near the speed of plain colorizing.
+    """
+    if weight is None:
+        return True
+    if box is not None:
+        scale_y, scale_x = weight.shape[0] / frame_shape[0], weight.shape[1] / frame_shape[1]
+        top, left = max(0, int(box.y * scale_y)), max(0, int(box.x * scale_x))
+        weight = weight[top:max(top + 1, int(np.ceil((box.y + box.h) * scale_y))),
+                        left:max(left + 1, int(np.ceil((box.x + box.w) * scale_x)))]
+        if weight.size == 0:  # a box beyond the frame
+            return False
+    return float(np.mean(weight < MODELS_LEAD)) >= MODELS_AREA
 
 
 def _checked_flow(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -338,7 +436,7 @@ class _Carried:
     def _sample(self, image: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
         """`image` (keyframe coordinates) read at each current pixel's place in the keyframe."""
         where = self.where if where is None else where
-        return cv2.remap(image, where[..., 0], where[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return cv2.remap(image, where, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
     def _tone_difference(self, soft_gray: np.ndarray, where: np.ndarray) -> np.ndarray:
         """|this frame's tone - the keyframe's at `where`|, per pixel."""
@@ -366,48 +464,66 @@ def _soft(gray: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur(gray.astype(np.float32), (0, 0), 1.0)
 
 
-def _carry_through_shot(grays: list[np.ndarray], indices: list[int], anchors: dict[int, np.ndarray],
-                        store: KeyframeColour) -> None:
-    """Forward from each keyframe to the next, then backward, blending the two by confidence."""
-    carried, source = None, None
-    ages = {}  # frames from the keyframe the forward pass carried from
-    for position, index in enumerate(indices):
-        if index in anchors:
-            carried, source = _Carried.start(anchors[index], grays[position]), index
-        elif carried is not None:
-            carried.step(grays[position], grays[position - 1])
-        if carried is not None:
-            store.put(index, carried.colour(source))
-            ages[index] = carried.age
-    carried = None
-    for position in reversed(range(len(indices))):
-        index = indices[position]
-        if index in anchors:
-            carried, source = _Carried.start(anchors[index], grays[position]), index
-            continue  # a keyframe's own frame is its own colour
-        if carried is None:
-            continue
-        carried.step(grays[position], grays[position + 1])
-        colour = carried.colour(source)
-        forward = store.get(index)
-        if forward is not None:  # bracketed: by confidence, and linearly in time, so the nearer keyframe leads
-            share = colour.weight * ages[index]
-            share_f = forward.weight * carried.age
-            colour.chroma = (colour.chroma * share[..., None] + forward.chroma * share_f[..., None]) / \
-                np.maximum(share + share_f, 1e-6)[..., None]
-            colour.weight = 1.0 - (1.0 - colour.weight) * (1.0 - forward.weight)
-            colour.later = share > share_f  # the fine detail comes from the keyframe with the larger share
-            colour.shift = np.where(colour.later[..., None], colour.shift, forward.shift)
-            colour.sources = (forward.sources[0], source)
-        store.put(index, colour)
+def _blend(backward: CarriedColour, forward: CarriedColour, age_forward: int, age_backward: int) -> CarriedColour:
+    """A frame bracketed by two keyframes: their colours by confidence, and linearly in time, so the nearer leads."""
+    share = backward.weight * age_forward
+    share_f = forward.weight * age_backward
+    backward.chroma = (backward.chroma * share[..., None] + forward.chroma * share_f[..., None]) / \
+        np.maximum(share + share_f, 1e-6)[..., None]
+    backward.weight = 1.0 - (1.0 - backward.weight) * (1.0 - forward.weight)
+    backward.later = share > share_f  # the fine detail comes from the keyframe with the larger share
+    backward.shift = np.where(backward.later[..., None], backward.shift, forward.shift)
+    backward.sources = (forward.sources[0], backward.sources[1])
+    return backward
 
 
-def propagate(source: Path, keyframes: dict[int, Path], side: int = WORK_SIDE) -> KeyframeColour:
-    """One pass over `source`: each keyframe's colour carried through its shot (see the module's docstring).
+def _carry(frames: Iterator[Frame], size: tuple[int, int], anchors: dict[int, np.ndarray], store: KeyframeColour,
+           stop: threading.Event) -> None:
+    """Forward from each keyframe through its shot as the frames come, and backward from each keyframe to the one
+    before it in the shot (or the shot's start), blending the two by confidence.
 
     Shots are cut where the colorizing pipeline cuts them (`SceneCutDetector`
-    on the same gray frames); only the frames of the current shot are held,
-    shrunk, so memory is bounded by the longest shot, not the film.
+    on the same gray frames). Only the frames since the shot's last keyframe
+    are held, shrunk, and only while a later keyframe may still reach them.
+    """
+    cuts = SceneCutDetector()
+    last_keyframe = max(anchors)
+    forward: _Carried | None = None
+    source = -1  # the keyframe `forward` comes from
+    before: np.ndarray | None = None  # the last frame, shrunk
+    waiting: list[tuple[int, np.ndarray, int | None]] = []  # (index, shrunk gray, forward age): a later keyframe
+    # of the shot may still reach these
+    for frame in frames:
+        if stop.is_set():
+            return
+        gray = imageops.shrink(frame.gray, size)
+        if cuts(frame.gray):  # no colour crosses a cut
+            forward, waiting = None, []
+        if frame.index in anchors:
+            backward, after = _Carried.start(anchors[frame.index], gray), gray
+            for index, earlier, age in reversed(waiting):
+                backward.step(earlier, after)
+                colour, after = backward.colour(frame.index), earlier
+                if age is not None:
+                    colour = _blend(colour, store.stored(index), age, backward.age)
+                store.put(index, colour)
+            forward, source, waiting = _Carried.start(anchors[frame.index], gray), frame.index, []
+        elif forward is not None:
+            forward.step(gray, before)
+        if forward is not None:
+            store.put(frame.index, forward.colour(source))
+        if frame.index < last_keyframe and frame.index not in anchors:
+            waiting.append((frame.index, gray, forward.age if forward is not None else None))
+        before = gray
+        store.frames = frame.index + 1
+        store.mark_final(waiting[0][0] if waiting else frame.index + 1)
+
+
+def propagate(source: Path, keyframes: dict[int, Path], side: int = WORK_SIDE, wait: bool = True) -> KeyframeColour:
+    """Each keyframe's colour carried through its shot (see the module's docstring), by a pass over `source` in a
+    thread of its own; unless `wait`, it returns while the pass runs (the store's `get` waits for each frame).
+
+    The keyframes are read first, so an unreadable or misshapen one fails here.
     """
     reader = VideoReader(source)
     store = None
@@ -416,38 +532,32 @@ def propagate(source: Path, keyframes: dict[int, Path], side: int = WORK_SIDE) -
         plane = imageops.chroma_plane_size(reader.height, reader.width)
         store = KeyframeColour(size, plane)
         anchors = {}
-        for index, path in keyframes.items():  # one image at a time; a bad keyframe fails before the pass
+        for index, path in keyframes.items():  # one image at a time
             image = read_keyframe(path)
             anchors[index] = keyframe_chroma(image, reader.height, reader.width, size, str(path))
             store.put_detail(index, keyframe_detail(image, anchors[index], plane))
-        cuts = SceneCutDetector()
-        grays: list[np.ndarray] = []
-        indices: list[int] = []
 
-        def finish_shot() -> None:
-            if any(index in anchors for index in indices):
-                _carry_through_shot(grays, indices, anchors, store)
-            grays.clear()
-            indices.clear()
+        def work(stop: threading.Event) -> None:
+            try:
+                _carry(reader.frames(), size, anchors, store, stop)
+            finally:
+                reader.close()
+            late = sorted(index for index in anchors if index >= store.frames)
+            if late:  # found only now: the frames it would have reached are still waiting for it
+                raise KeyframeError(f"keyframe for frame {late[0]}: {source} has only {store.frames} frames "
+                                    f"(0 to {store.frames - 1})")
+            if not stop.is_set():
+                store.mark_final(store.frames)
 
-        for frame in reader.frames():
-            if cuts(frame.gray):
-                finish_shot()
-            grays.append(imageops.shrink(frame.gray, size))
-            indices.append(frame.index)
-            store.frames = frame.index + 1
-        finish_shot()
-        late = sorted(index for index in anchors if index >= store.frames)
-        if late:
-            raise KeyframeError(f"keyframe for frame {late[0]}: {source} has only {store.frames} frames "
-                                f"(0 to {store.frames - 1})")
+        store.start(work)
+        if wait:
+            store.wait()
         return store
     except BaseException:
         if store is not None:
             store.close()
-        raise
-    finally:
         reader.close()
+        raise
 
 
 class KeyframeStage:
@@ -481,8 +591,8 @@ class KeyframeStage:
         places = cv2.add(temporal.pixel_grid(plane[1], plane[0]), shift)  # in the keyframe's plane
         self._details = {index: self._details[index] if index in self._details else self.colour.detail(index)
                          for index in carried.sources}
-        details = [cv2.remap(self._details[index], places[..., 0], places[..., 1], cv2.INTER_LINEAR,
-                             borderMode=cv2.BORDER_REPLICATE) for index in dict.fromkeys(carried.sources)]
+        details = [cv2.remap(self._details[index], places, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                   for index in dict.fromkeys(carried.sources)]
         if len(details) == 1:
             return cv2.add(chroma, details[0])
         share = cv2.resize(carried.later.astype(np.float32), plane, interpolation=cv2.INTER_LINEAR)[..., None]

@@ -77,8 +77,11 @@ class FrameQueue:
 class Stage:
     """One element: `process` maps a batch of items to the items it passes on.
 
-    `batch` is how many items already waiting in its queue it may take at
-    once (inference batches frames in file mode); it never waits for more.
+    `batch` is how many items it takes at once (inference batches frames in
+    file mode). A file pipeline waits for that many (fewer only at the end
+    of the stream), so the batches, and the results, are the same on every
+    run: the models' arithmetic differs a little with the batch size. A live
+    pipeline takes only what is already waiting and never waits for more.
     """
 
     name: str
@@ -89,7 +92,7 @@ class Stage:
 class Pipeline:
     def __init__(self, source: Iterable, stages: list[Stage], leaky: bool, queue_size: int = 4,
                  source_name: str = "capture"):
-        self.source, self.stages, self.source_name = source, stages, source_name
+        self.source, self.stages, self.source_name, self.leaky = source, stages, source_name, leaky
         self.stop = threading.Event()
         self.queues = [FrameQueue(queue_size, leaky, self.stop) for _ in range(len(stages) + 1)]
         self.seconds = {source_name: 0.0, **{stage.name: 0.0 for stage in stages}}
@@ -131,7 +134,7 @@ class Pipeline:
                     break
                 batch = [first]
                 while len(batch) < stage.batch:
-                    item = inbox.get_nowait()
+                    item = inbox.get_nowait() if self.leaky else inbox.get()
                     if item is None:
                         break
                     if item is END:

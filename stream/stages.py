@@ -55,9 +55,15 @@ class SceneColour:
         self._since = 0  # frames since the model last ran
 
     def __call__(self, frames: list[Frame]) -> list[Frame]:
-        inputs = [self.predictor.prepare(frame.gray) for frame in frames]  # (h, w) uint8 each
+        # a frame the keyframes' colour covers gets none, and the carried prediction stops there: the next
+        # frame that needs the model has it run afresh
+        needed = [keyframes.models_needed(frame.keyframe_weight, frame.gray.shape) for frame in frames]
+        inputs = [self.predictor.prepare(frame.gray) if need else None for frame, need in zip(frames, needed)]
         fresh = []  # the frames the model sees, in one batch
         for index, frame in enumerate(frames):
+            if not needed[index]:
+                self._since = 0
+                continue
             if frame.scene_cut or self._since % self.every == 0:
                 fresh.append(index)
                 self._since = 0
@@ -66,6 +72,9 @@ class SceneColour:
                                                     flip_average=self.flip_average) if fresh else []
         by_index = dict(zip(fresh, predicted))
         for index, frame in enumerate(frames):
+            if not needed[index]:
+                self._previous = None
+                continue
             ab = by_index[index] if index in by_index else self._carried(inputs[index])
             self._previous = inputs[index], ab
             frame.scene_ab = ab if self.palette is None else self.palette.steer(inputs[index], ab)
@@ -163,7 +172,8 @@ class BackgroundSceneColour:
 
 
 class Sketchify:
-    """Face crops -> the model's input, made by the op and parameters its checkpoint names."""
+    """Face crops -> the model's input, made by the op and parameters its checkpoint names; a face the keyframes'
+    colour covers gets none, and so no colour from the model."""
 
     def __init__(self, predictor: Predictor):
         self.predictor = predictor
@@ -172,6 +182,8 @@ class Sketchify:
         size = self.predictor.resolution
         for frame in frames:
             for face in frame.faces:
+                if not keyframes.models_needed(frame.keyframe_weight, frame.gray.shape, face.box):
+                    continue
                 face.crop = imageops.crop_square(frame.gray, face.box, size)
                 face.sketch = imageops.prepare_sketch(self.predictor.sketchify(face.crop), size,
                                                       self.predictor.normalize)
@@ -185,7 +197,7 @@ class Infer:
         self.predictor, self.batch_size, self.saturation_gain = predictor, batch_size, saturation_gain
 
     def __call__(self, frames: list[Frame]) -> list[Frame]:
-        faces = [face for frame in frames for face in frame.faces]
+        faces = [face for frame in frames for face in frame.faces if face.sketch is not None]
         if faces:
             colours = self.predictor.predict_prepared(np.stack([face.sketch for face in faces]), self.batch_size,
                                                       self.saturation_gain)
@@ -211,9 +223,10 @@ class Smooth:
         for frame in frames:
             if frame.scene_cut:
                 self.tracks.clear()
-            live = {face.track for face in frame.faces}
+            coloured = [face for face in frame.faces if face.colour is not None]
+            live = {face.track for face in coloured}  # a face the keyframes covered starts afresh after
             self.tracks = {track: smoother for track, smoother in self.tracks.items() if track in live}
-            for face in frame.faces:
+            for face in coloured:
                 if face.track not in self.tracks:
                     self.tracks[face.track] = METHODS[self.method](self.window)
                 face.chroma = self.tracks[face.track](imageops.bgr_to_lab(face.colour)[:, :, 1:], face.crop)
@@ -247,7 +260,8 @@ class Composite:
         height, width = frame.gray.shape
         factor = imageops.chroma_subsampling(height, width)
         plane = (height // factor, width // factor)
-        faces_roi = self._union(frame.faces, *plane, factor)
+        coloured = [face for face in frame.faces if face.chroma is not None]
+        faces_roi = self._union(coloured, *plane, factor)
         whole = frame.scene_ab is not None or frame.keyframe_chroma is not None  # the whole plane is coloured
         if faces_roi is None and not whole:
             return None
@@ -256,14 +270,14 @@ class Composite:
         size = (x1 - x0, y1 - y0)
         if frame.scene_ab is not None:  # the scene's colour everywhere, the faces' blended over it below
             ab = cv2.resize(frame.scene_ab, size, interpolation=cv2.INTER_LINEAR)  # (y1-y0, x1-x0, 2)
-        else:
+        elif faces_roi is not None:
             ab = np.zeros((size[1], size[0], 2), np.float32)
         if faces_roi is not None:  # only the faces' rectangle needs the face blend
             fx0, fy0, fx1, fy1 = faces_roi
             face_size = (fx1 - fx0, fy1 - fy0)
             ab_sum = np.zeros((face_size[1], face_size[0], 2), np.float32)
             weight_sum = np.zeros((face_size[1], face_size[0]), np.float32)
-            for face in frame.faces:
+            for face in coloured:
                 face_ab, weight = self._warp(face, fx0, fy0, face_size, factor)
                 ab_sum += face_ab * weight[:, :, None]
                 weight_sum += weight
@@ -271,11 +285,14 @@ class Composite:
             # where no face reaches, its share is 0 and what was there (the scene, or gray) fills it
             inside *= (1.0 - np.minimum(weight_sum, 1.0))[:, :, None]
             inside += ab_sum / np.maximum(weight_sum, 1.0)[:, :, None]
-        gray = frame.gray[y0 * factor:y1 * factor, x0 * factor:x1 * factor]
-        if factor > 1:
-            gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)  # (y1-y0, x1-x0)
-        lab = cv2.merge([imageops.gray_lightness(gray), ab[:, :, 0], ab[:, :, 1]])
-        cb_roi, cr_roi = imageops.lab_to_video_chroma(lab)
+        if frame.scene_ab is None and faces_roi is None:  # no model coloured it (the keyframes cover it): neutral
+            cb_roi = cr_roi = np.full((size[1], size[0]), 128, np.uint8)
+        else:
+            gray = frame.gray[y0 * factor:y1 * factor, x0 * factor:x1 * factor]
+            if factor > 1:
+                gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)  # (y1-y0, x1-x0)
+            lab = cv2.merge([imageops.gray_lightness(gray), ab[:, :, 0], ab[:, :, 1]])
+            cb_roi, cr_roi = imageops.lab_to_video_chroma(lab)
         if frame.keyframe_chroma is not None:  # the archivist's colour, wherever the flow could carry it
             keyframe = frame.keyframe_chroma + 128.0  # made at the plane's size (`KeyframeStage`)
             trust = cv2.resize(frame.keyframe_weight, size, interpolation=cv2.INTER_LINEAR)

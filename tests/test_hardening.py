@@ -184,6 +184,29 @@ def test_sigterm_and_sighup_clean_up_like_ctrl_c(tmp_path, portrait, tiny_checkp
     assert not target.exists() and not list(tmp_path.glob(".out.partial*"))
 
 
+def test_sigterm_while_frames_wait_for_a_far_keyframe_stops_at_once(tmp_path, portrait, tiny_checkpoint):
+    """Frames 1 to 598 wait for keyframe 599's colour, which the pass beside the pipeline brings back only after
+    reading the whole clip: an interrupt must not wait for it."""
+    frames = moving_face_frames(portrait, 600, 320, 240)
+    source = write_video(tmp_path / "long.mp4", frames)
+    keys = []
+    for index in (0, 599):
+        cv2.imwrite(str(tmp_path / f"{index}.png"), frames[index])
+        keys += ["--keyframe", f"{index}={tmp_path / f'{index}.png'}"]
+    target = tmp_path / "out.mp4"
+    process = subprocess.Popen(command("colorize", str(source), "-o", str(target), "--model", str(tiny_checkpoint),
+                                       *keys, "--quiet"), stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: list(tmp_path.glob(".out.partial*")), process)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    assert time.monotonic() - signalled < 2.5  # not the interrupt handler's 3-second deadline, nor the pass's end
+    assert "interrupted (SIGTERM)" in stderr and "Traceback" not in stderr
+    assert not target.exists() and not list(tmp_path.glob(".out.partial*"))
+
+
 def test_ctrl_c_during_start_up_is_one_line(tmp_path):
     process = subprocess.Popen(command("invert", str(SAMPLES / "astronaut_line.png"), "-o", str(tmp_path / "o")),
                                stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
@@ -362,7 +385,10 @@ def test_full_disk_mid_write_is_one_line_and_leaves_nothing(tmp_path, portrait, 
     assert not target.exists() and not list(tmp_path.glob(".*partial*"))
 
 
-def test_a_full_disk_under_the_keyframes_temporary_file_says_where(tmp_path, portrait, tiny_checkpoint):
+# the keyframe's fine colour (76,800 bytes) is past the first limit: it fails before the pass; the second
+# fails in the pass's thread beside the pipeline, at its first frame (221,184 bytes)
+@pytest.mark.parametrize("limit", [40_000, 100_000])
+def test_a_full_disk_under_the_keyframes_temporary_file_says_where(tmp_path, portrait, tiny_checkpoint, limit):
     import resource
 
     frames = moving_face_frames(portrait, 8, 320, 240)
@@ -370,14 +396,15 @@ def test_a_full_disk_under_the_keyframes_temporary_file_says_where(tmp_path, por
     cv2.imwrite(str(tmp_path / "0.png"), frames[0])
     target = tmp_path / "out.mp4"
 
-    def small_files() -> None:  # the keyframe's fine colour alone (76,800 bytes) is past this limit
-        resource.setrlimit(resource.RLIMIT_FSIZE, (40_000, 40_000))
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
     result = subprocess.run(command("colorize", str(source), "-o", str(target), "--model", str(tiny_checkpoint),
                                     "--scope", "faces", "--keyframe", f"0={tmp_path / '0.png'}", "--quiet"),
                             capture_output=True, text=True, timeout=300, preexec_fn=small_files)
     assert_one_line_error(result, "keyframes' temporary file")
     assert "TMPDIR" in result.stderr and not target.exists()
+    assert "stage failed" not in result.stderr  # the pass's own error, though it ran beside the pipeline
 
 
 # ---------------------------------------------------------------------------- the Python API

@@ -12,11 +12,12 @@ from media import read_video, write_video
 from colorstream import imageops
 from colorstream.model.inference import load
 from colorstream.stream.evaluation import make_gray_clip
-from colorstream.stream.frames import Frame
+from colorstream.stream.frames import Face, Frame
 from colorstream.stream import keyframes
 from colorstream.stream.jobs import Options, colorize_video
 from colorstream.stream.keyframes import KeyframeError, export_keyframes, keyframe_chroma, keyframe_paths, propagate
 from colorstream.stream.palette import Palette
+from colorstream.stream.stages import Composite, Infer, SceneColour, Sketchify, Smooth
 from test_cli import assert_one_line_error, run
 
 FRAMES, CUT = 36, 26  # frames of the clip, and the first frame of its second shot
@@ -103,6 +104,56 @@ def test_keyframes_bracketing_a_frame_share_it(shots):
         assert carried.get(30) is None  # the second shot: no keyframe reaches it
     finally:
         carried.close()
+
+
+def test_frames_are_final_as_soon_as_no_later_keyframe_can_change_them(shots, monkeypatch):
+    """The pass runs beside the pipeline: a frame waits only for a later keyframe of its own shot."""
+    frames, gray, keyframe = shots
+    marks = []  # (frames the pass has read, frames final)
+    mark_final = keyframes.KeyframeColour.mark_final
+    monkeypatch.setattr(keyframes.KeyframeColour, "mark_final",
+                        lambda self, through: (marks.append((self.frames, through)), mark_final(self, through))[1])
+
+    def final_after(keys: dict) -> dict[int, int]:
+        for index in keys:
+            cv2.imwrite(str(keyframe.with_name(f"{index}.png")), frames[index])
+        marks.clear()
+        propagate(gray, {index: keyframe.with_name(f"{index}.png") for index in keys}).close()
+        return dict(marks)
+
+    final = final_after([0, 20])  # frames read -> frames final
+    assert final[1] == final[20] == 1  # frames 1 to 19 wait for keyframe 20's colour carried back to them
+    assert (final[21], final[22], final[FRAMES]) == (21, 22, FRAMES)  # then each is final as it is read
+    final = final_after([0, 30])  # 30 is beyond the cut
+    assert final[CUT] == 1 and final[CUT + 1] == CUT  # reading the cut's frame releases the first shot ...
+    assert final[30] == CUT and final[31] == 31  # ... and 26 to 29 wait for keyframe 30
+
+
+def test_no_model_runs_where_the_keyframes_colour_covers_the_frame_or_the_face(tiny_checkpoint, tiny_scene_checkpoint):
+    covered = np.ones((48, 64), np.float32)  # small, and the 4:2:0 plane of a 128x96 frame
+    entering = covered.copy()
+    entering[:, :8] = 0.0  # content entering at the left edge: 12% of the frame
+    assert not keyframes.models_needed(covered, (96, 128)) and keyframes.models_needed(entering, (96, 128))
+    assert keyframes.models_needed(None, (96, 128))  # no keyframe reaches the frame
+    left, right = imageops.Box(0, 20, 30, 30), imageops.Box(70, 20, 40, 40)
+    assert keyframes.models_needed(entering, (96, 128), left)
+    assert not keyframes.models_needed(entering, (96, 128), right)
+
+    gray = cv2.GaussianBlur(np.random.default_rng(4).integers(0, 255, (96, 128), np.uint8), (0, 0), 2)
+    chroma = np.zeros((48, 64, 2), np.float32)
+    chroma[..., 0] = 20.0  # Cb 148
+    frames = [Frame(index, gray.copy(), keyframe_chroma=chroma, keyframe_weight=weight,
+                    faces=[Face(0, right), Face(1, left)]) for index, weight in enumerate([covered, entering, covered])]
+    scene, predictor = load(tiny_scene_checkpoint, "cpu", task="scene"), load(tiny_checkpoint, "cpu")
+    frames = SceneColour(scene, 1.0)(frames)
+    assert [frame.scene_ab is not None for frame in frames] == [False, True, False]
+    frames = Composite()(Smooth("none")(Infer(predictor, 1.0)(Sketchify(predictor)(frames))))
+    assert [[face.colour is not None for face in frame.faces] for frame in frames] == [[False, False],
+                                                                                       [False, True], [False, False]]
+    cb, cr = frames[0].chroma
+    assert (cb == 148).all() and (cr == 128).all()  # the keyframes' colour, exactly
+    cb, _ = frames[1].chroma
+    assert (cb[:, 24:] == 148).all() and np.abs(cb[:, :4].astype(int) - 148).max() > 0  # the models fill the edge
 
 
 def zoom_clip(frames: int = 40, size: tuple[int, int] = (160, 120)) -> list[np.ndarray]:
@@ -207,6 +258,16 @@ def test_keyframe_arguments_are_checked(tmp_path, shots):
     assert keyframe_chroma(cv2.resize(frames[0], (256, 192)), 96, 128, (64, 48)).shape == (48, 64, 2)
     with pytest.raises(KeyframeError, match="has only 36 frames"):
         propagate(gray, {40: keyframe})
+    carried = propagate(gray, {40: keyframe}, wait=False)  # beside a pipeline: the last shot's frames wait, then fail
+    try:
+        assert carried.get(0) is None  # the cut at 26 released the first shot, which no keyframe reaches
+        with pytest.raises(KeyframeError, match="has only 36 frames"):
+            carried.get(30)
+    finally:
+        carried.close()
+    carried = propagate(gray, {0: keyframe}, wait=False)
+    carried.close()  # stops the pass, if it still runs
+    assert not carried._thread.is_alive()
 
 
 def test_colorize_keyframe_errors_are_one_line(tmp_path, shots, tiny_checkpoint, tiny_scene_checkpoint):
