@@ -189,6 +189,8 @@ def cmd_invert(args: argparse.Namespace) -> int:
         refuse_existing(target, args.overwrite)
     refuse_package_path(out_dir)
     predictor = load(args.model, args.device)  # a bad checkpoint fails before any folder is made
+    if args.saturation:
+        predictor.saturation_gain = args.saturation
     created = not out_dir.exists()
     ensure_writable_dir(out_dir)
     written = 0
@@ -648,7 +650,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from colorstream.model import checkpoint
     from colorstream.model.inference import ScenePredictor, load
     from colorstream.training import data
-    from colorstream.training.evaluate import calibrate_saturations, calibrate_scene_gains
+    from colorstream.training.evaluate import (STILLS_MIN_COLOURFULNESS, calibrate_saturations,
+                                                  calibrate_scene_decoding)
     from colorstream.training.scenes import read_images, split_photos
 
     path = user_checkpoint(args.model, "calibrate")
@@ -660,13 +663,19 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         if not args.scenes:
             raise UserError(f"{path}: is a scene model: give --scenes, a folder of everyday photos")
         photos = read_images(split_photos(folder, 10, 10)["val"][:args.limit])
-        fitted = calibrate_scene_gains(predictor, photos)
-        fitted = {args.only: fitted[args.only]} if args.only else fitted
+        if not photos:
+            raise UserError(f"{folder}: no readable photo in its val split (a tenth of the folder, by name) to fit on")
+        decoding = calibrate_scene_decoding(predictor, photos)
+        uses = (args.only,) if args.only else checkpoint.SATURATION_OBJECTIVES
+        fitted = {use: decoding["saturation_gains"][use] for use in uses}
+        temperatures = {use: decoding["decode_temperatures"][use] for use in uses}
         what = f"{len(photos)} val photos"
     else:
         if not args.faces:
             raise UserError(f"{path}: is a face model: give --faces, a folder of face photos")
         crops = data.load_faces(folder, predictor.crop_margin, Path(args.cache_dir)).crops["val"][:args.limit]
+        if not len(crops):
+            raise UserError(f"{folder}: no face in its val split (a twentieth of the identities, by name) to fit on")
         fitted = calibrate_saturations(predictor, crops, (args.only,) if args.only else checkpoint.SATURATION_OBJECTIVES)
         what = f"{len(crops)} val faces"
     payload = checkpoint.read(path)
@@ -674,10 +683,21 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     for legacy in ("saturation_gain", "saturation_objective"):  # superseded by one gain per use
         payload["metadata"].pop(legacy, None)
     payload["metadata"]["saturation_gains"] = gains
+    if isinstance(predictor, ScenePredictor):
+        temperatures = {**checkpoint.decode_temperatures(payload["metadata"]), **temperatures}
+        payload["metadata"]["decode_temperatures"] = temperatures
     checkpoint.save(path, checkpoint.build_from(payload, str(path)), payload["metadata"])
     print(f"saturation gains {gains[checkpoint.STILLS_OBJECTIVE]} for stills ({checkpoint.STILLS_OBJECTIVE}) and "
           f"{gains[checkpoint.VIDEO_OBJECTIVE]} for video ({checkpoint.VIDEO_OBJECTIVE}); "
           f"{' and '.join(fitted)} fitted on {what}; recorded in {path}")
+    if isinstance(predictor, ScenePredictor):
+        print(f"decode temperatures {temperatures[checkpoint.STILLS_OBJECTIVE]} for stills and "
+              f"{temperatures[checkpoint.VIDEO_OBJECTIVE]} for video; the best of each temperature, gain: a/b error "
+              f"over the gray input's (stills: at >= {STILLS_MIN_COLOURFULNESS} of the photos' colourfulness):")
+        for row in decoding["search"]:
+            video, stills = row[checkpoint.VIDEO_OBJECTIVE], row[checkpoint.STILLS_OBJECTIVE]
+            print(f"  {row['temperature']}: video {video[1]}: {video[2]:.4f}; stills " +
+                  (f"{stills[1]}: {stills[2]:.4f} at {stills[3]:.3f}" if stills else "never colourful enough"))
     return 0
 
 
@@ -706,6 +726,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_argument(p, "sketch")
     p.add_argument("--device", **device)
     p.add_argument("--batch-size", type=int_in(1, 1024), default=16, help="sketches per batch (1-1024)")
+    p.add_argument("--saturation", type=float_in(0.0, 4.0, low_open=True), default=0.0,
+                   help="chroma gain of the photos, in (0, 4] (default: the checkpoint's stills gain; lower is paler "
+                        "and, on average, closer to the truth: the model card)")
     p.add_argument("--overwrite", **overwrite)
     p.set_defaults(run=cmd_invert)
 
@@ -784,9 +807,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", **device)
     p.set_defaults(run=cmd_evaluate)
 
-    p = commands.add_parser("calibrate", help="fit a checkpoint's saturation gains, for stills and for video, on "
-                                              "the val split of a face folder (face models) or a photo folder "
-                                              "(scene models)")
+    p = commands.add_parser("calibrate", help="fit a checkpoint's saturation gains (and a scene model's decode "
+                                              "temperatures), for stills and for video, on the val split of a face "
+                                              "folder (face models) or a photo folder (scene models)")
     p.add_argument("--model", required=True, metavar="CKPT",
                    help="the checkpoint file to update (your own: the bundled models are never rewritten)")
     folders = p.add_mutually_exclusive_group(required=True)
@@ -794,7 +817,8 @@ def build_parser() -> argparse.ArgumentParser:
     folders.add_argument("--scenes", help="folder of everyday photos, for a scene model; its val split is used")
     p.add_argument("--limit", type=count, default=200, help="val faces (or photos) to fit on")
     p.add_argument("--only", choices=["colourfulness", "ab_error"],
-                   help="refit only this use's gain, for stills (colourfulness) or video (ab_error), and keep the other")
+                   help="refit only this use's gain (and temperature), for stills (colourfulness) or video (ab_error), "
+                        "and keep the other's")
     p.add_argument("--cache-dir", default=".cache")
     p.add_argument("--device", **device)
     p.set_defaults(run=cmd_calibrate)

@@ -7,11 +7,12 @@ The metadata's "task" says what the model is: "face" (the default, for
 checkpoints older than the key) colours a framed face crop in RGB; "scene"
 colours a whole gray frame, scaled to a longer side of "resolution", as a
 distribution over the Lab a/b bins listed in "ab_bins", decoded as an
-annealed mean at "decode_temperature" (`colorstream.model.inference`).
+annealed mean at "decode_temperature" (`colorstream.model.inference`), or
+at the optional "decode_temperatures" of each use, fitted with its gain.
 The metadata's optional "saturation_gains" scale the output's chroma around
 its luma, one gain per use, each fitted on the validation split after
 training: "colourfulness" for stills (as colourful as photos) and "ab_error"
-for video (the lowest face Lab a/b error). Older checkpoints carry a single
+for video (the lowest a/b error). Older checkpoints carry a single
 "saturation_gain" (default 1), used for both. A checkpoint is always read
 with `torch.load(weights_only=True)`, so it can hold tensors and plain data
 but never code.
@@ -78,13 +79,9 @@ def validate_metadata(metadata: dict[str, Any], where: str) -> None:
         raise CheckpointError(f"{where}: unknown input kind {metadata['input_kind']!r}")
     if metadata["color_space"] != COLOR_SPACES[task]:
         raise CheckpointError(f"{where}: unknown colour space {metadata['color_space']!r}")
-    gains = metadata.get("saturation_gains", {})
-    if not isinstance(gains, dict) or not set(gains) <= set(SATURATION_OBJECTIVES):
-        raise CheckpointError(f"{where}: saturation gains {gains!r} are not keyed by "
-                              f"{' and '.join(SATURATION_OBJECTIVES)}")
+    gains = _per_use(metadata.get("saturation_gains", {}), "saturation gains", where)
     for gain in (metadata.get("saturation_gain", 1.0), *gains.values()):
-        if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not 0.0 < gain <= 4.0:
-            raise CheckpointError(f"{where}: saturation gain {gain!r} is not a number in (0, 4]")
+        _check_scale(gain, "saturation gain", where)
     try:
         config = ModelConfig(**metadata["model"])
     except (TypeError, ValueError) as error:
@@ -99,15 +96,32 @@ def validate_metadata(metadata: dict[str, Any], where: str) -> None:
         if not isinstance(bins, list) or len(bins) != config.outputs or any(
                 not isinstance(b, list) or len(b) != 2 for b in bins):
             raise CheckpointError(f"{where}: ab_bins must be {config.outputs} [a, b] pairs, one per output")
-        temperature = metadata["decode_temperature"]
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0.0 < temperature <= 4.0:
-            raise CheckpointError(f"{where}: decode temperature {temperature!r} is not a number in (0, 4]")
+        temperatures = _per_use(metadata.get("decode_temperatures", {}), "decode temperatures", where)
+        for temperature in (metadata["decode_temperature"], *temperatures.values()):
+            _check_scale(temperature, "decode temperature", where)
+
+
+def _per_use(values: Any, what: str, where: str) -> dict:
+    if not isinstance(values, dict) or not set(values) <= set(SATURATION_OBJECTIVES):
+        raise CheckpointError(f"{where}: {what} {values!r} are not keyed by {' and '.join(SATURATION_OBJECTIVES)}")
+    return values
+
+
+def _check_scale(value: Any, what: str, where: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value <= 4.0:
+        raise CheckpointError(f"{where}: {what} {value!r} is not a number in (0, 4]")
 
 
 def saturation_gains(metadata: dict[str, Any]) -> dict[str, float]:
     """The gain for each use; a use with none of its own takes the older single gain (default 1)."""
     recorded = metadata.get("saturation_gains", {})
     return {use: float(recorded.get(use, metadata.get("saturation_gain", 1.0))) for use in SATURATION_OBJECTIVES}
+
+
+def decode_temperatures(metadata: dict[str, Any]) -> dict[str, float]:
+    """A scene model's annealed-mean temperature for each use; a use with none of its own takes the model's one."""
+    recorded = metadata.get("decode_temperatures", {})
+    return {use: float(recorded.get(use, metadata["decode_temperature"])) for use in SATURATION_OBJECTIVES}
 
 
 def read(path: str | Path) -> dict[str, Any]:

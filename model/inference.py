@@ -171,9 +171,10 @@ class ScenePredictor:
     The frame is shrunk to the checkpoint's working size (`resolution`, its
     longer side), the net gives a distribution over the checkpoint's a/b
     bins per pixel, and it is decoded as the annealed mean at the
-    checkpoint's temperature (Zhang et al. 2016): below 1 it leans towards
+    temperature of its use (Zhang et al. 2016): below 1 it leans towards
     the likeliest colour, which keeps hues that a plain mean would average
-    to brown-gray. The saturation gain then scales the a/b.
+    to brown-gray, at a higher risk of a wrong one. The saturation gain then
+    scales the a/b. Both are fitted per use (`colorstream calibrate`).
     """
 
     def __init__(self, net: torch.nn.Module, metadata: dict[str, Any], device: torch.device):
@@ -183,7 +184,8 @@ class ScenePredictor:
         self.side = int(metadata["resolution"])
         self.multiple = ModelConfig(**metadata["model"]).size_multiple
         self.bins = torch.tensor(metadata["ab_bins"], dtype=torch.float32, device=device)  # (Q, 2)
-        self.temperature = float(metadata["decode_temperature"])
+        self.temperatures = checkpoint.decode_temperatures(metadata)
+        self.temperature = self.temperatures[checkpoint.STILLS_OBJECTIVE]  # in use; video passes its own
         self.saturation_gains = checkpoint.saturation_gains(metadata)
         self.saturation_gain = self.saturation_gains[checkpoint.STILLS_OBJECTIVE]  # in use; video passes its own
 
@@ -203,12 +205,18 @@ class ScenePredictor:
         photos that lowered the a/b error by about 0.006x the gray input's, for twice the compute.
         """
         gain = self.saturation_gain if saturation_gain is None else saturation_gain
+        return decode_ab(self.logits(grays, flip_average), self.bins, temperature or self.temperature,
+                         gain).cpu().numpy()
+
+    @torch.inference_mode()
+    def logits(self, grays: np.ndarray, flip_average: bool = False) -> torch.Tensor:
+        """(B, h, w) uint8 prepared frames -> (B, Q, h/4, w/4) logits over the a/b bins."""
         x = torch.from_numpy(np.ascontiguousarray(grays)).to(self.device, torch.float32).unsqueeze(1) / 255.0
         x = x.contiguous(memory_format=torch.channels_last)
         logits = self.net(x)  # (B, Q, h/4, w/4)
         if flip_average:
             logits = (logits + self.net(x.flip(3)).flip(3)) / 2.0
-        return decode_ab(logits, self.bins, temperature or self.temperature, gain).cpu().numpy()
+        return logits
 
     def predict_ab(self, gray: np.ndarray, saturation_gain: float | None = None,
                    flip_average: bool = False) -> np.ndarray:

@@ -96,8 +96,9 @@ def use_threads(options: Options) -> None:
 def build_stages(predictor: Predictor, options: Options, live: bool, scene: ScenePredictor | None = None,
                  still: bool = False, keyframes: KeyframeColour | None = None,
                  palette: Palette | None = None, realtime: bool = False) -> list[Stage]:
-    """The elements in order; `scene` colours the whole frame (with `options.scope` "frame"), at its stills gain
-    for a `still` image and its video gain otherwise; `keyframes` is the keyframes' colour, carried beforehand.
+    """The elements in order; `scene` colours the whole frame (with `options.scope` "frame"), decoded with
+    the gain and temperature of its use: a `still` image or video; `keyframes` is the keyframes' colour,
+    carried beforehand.
     `realtime` (the live session) runs the scene model beside the pipeline, so that no frame waits for it."""
     tracker = FaceTracker(detect_every=options.detect_every, min_face=options.min_face,
                           detect_side=options.detect_side)
@@ -107,9 +108,10 @@ def build_stages(predictor: Predictor, options: Options, live: bool, scene: Scen
     if keyframes is not None:  # first: where their colour covers a frame or a face, no model is run
         stages.append(Stage("keyframes", KeyframeStage(keyframes)))
     if scene is not None and options.scope == "frame":
-        gain = scene.saturation_gains[STILLS_OBJECTIVE if still else VIDEO_OBJECTIVE]
-        colour = (BackgroundSceneColour(scene, gain, options.scene_every, palette) if realtime else
-                  SceneColour(scene, gain, options.scene_every, palette, flip_average=still))
+        use = STILLS_OBJECTIVE if still else VIDEO_OBJECTIVE
+        gain, temperature = scene.saturation_gains[use], scene.temperatures[use]
+        colour = (BackgroundSceneColour(scene, gain, options.scene_every, palette, temperature) if realtime else
+                  SceneColour(scene, gain, options.scene_every, palette, still, temperature))
         stages.append(Stage("scene", colour, batch=batch))
     stages += [
         Stage("sketchify", Sketchify(predictor)),

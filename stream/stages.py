@@ -48,9 +48,9 @@ class SceneColour:
     """
 
     def __init__(self, predictor: ScenePredictor, saturation_gain: float, every: int = 1,
-                 palette: Palette | None = None, flip_average: bool = False):
+                 palette: Palette | None = None, flip_average: bool = False, temperature: float | None = None):
         self.predictor, self.saturation_gain, self.every = predictor, saturation_gain, max(1, every)
-        self.palette, self.flip_average = palette, flip_average
+        self.palette, self.flip_average, self.temperature = palette, flip_average, temperature
         self._previous: tuple[np.ndarray, np.ndarray] | None = None  # working-size gray, the model's own a/b
         self._since = 0  # frames since the model last ran
 
@@ -69,7 +69,7 @@ class SceneColour:
                 self._since = 0
             self._since += 1
         predicted = self.predictor.predict_prepared(np.stack([inputs[i] for i in fresh]), self.saturation_gain,
-                                                    flip_average=self.flip_average) if fresh else []
+                                                    self.temperature, self.flip_average) if fresh else []
         by_index = dict(zip(fresh, predicted))
         for index, frame in enumerate(frames):
             if not needed[index]:
@@ -107,9 +107,9 @@ class BackgroundSceneColour:
     """
 
     def __init__(self, predictor: ScenePredictor, saturation_gain: float, every: int = 1,
-                 palette: Palette | None = None):
+                 palette: Palette | None = None, temperature: float | None = None):
         self.predictor, self.saturation_gain, self.every = predictor, saturation_gain, max(1, every)
-        self.palette = palette
+        self.palette, self.temperature = palette, temperature
         self._since = 0  # frames since the model was last offered one
         self._condition = threading.Condition()
         self._offered: tuple[int, np.ndarray] | None = None  # (number, working-size gray) the model has not taken
@@ -160,7 +160,7 @@ class BackgroundSceneColour:
                     return
                 (number, gray), self._offered = self._offered, None
             try:
-                ab = self.predictor.predict_prepared(gray[None], self.saturation_gain)[0]
+                ab = self.predictor.predict_prepared(gray[None], self.saturation_gain, self.temperature)[0]
             except BaseException as error:  # handed to the pipeline's thread, which reports it
                 with self._condition:
                     self._error = error

@@ -46,6 +46,19 @@ def test_invert_writes_same_size_pngs_with_the_bundled_model(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["astronaut_pencil.png", "odd.png"]
 
 
+def test_invert_saturation_sets_how_colourful_the_photo_is(tmp_path):
+    sketch = str(SAMPLES / "astronaut_pencil.png")
+    chroma = {}
+    for gain in ("0.5", "1.5"):
+        result = run("invert", sketch, "-o", str(tmp_path / gain), "--saturation", gain)
+        assert result.returncode == 0, result.stderr
+        lab = cv2.cvtColor(cv2.imread(str(tmp_path / gain / "astronaut_pencil.png")), cv2.COLOR_BGR2LAB)
+        chroma[gain] = np.abs(lab[..., 1:].astype(np.float64) - 128).mean()
+    assert chroma["1.5"] > 2 * chroma["0.5"]
+    assert_one_line_error(run("invert", sketch, "-o", str(tmp_path / "x"), "--saturation", "0"), "--saturation")
+    assert not (tmp_path / "x").exists()
+
+
 def test_invert_keeps_good_files_and_reports_bad_ones(tmp_path, tiny_checkpoint):
     bad = tmp_path / "notes.png"
     bad.write_text("not an image")

@@ -17,9 +17,10 @@ from colorstream.model import checkpoint
 from colorstream.model.inference import ScenePredictor, decode_ab, load
 from colorstream.model.net import ModelConfig, build, fold_batchnorm
 from colorstream.stream.frames import Face, Frame
-from colorstream.stream.jobs import Options, colorize_still, colorize_video
+from colorstream.stream.jobs import Options, build_stages, colorize_still, colorize_video
 from colorstream.stream.stages import BackgroundSceneColour, Composite, SceneColour
 from colorstream.training import data, scenes
+from colorstream.training.evaluate import SCENE_TEMPERATURES
 from colorstream.training.losses import ab_classification_loss, ab_soft_targets
 from test_cli import run
 
@@ -68,6 +69,58 @@ def test_scene_checkpoint_round_trip_and_its_checks(tmp_path, tiny_scene_checkpo
         checkpoint.validate_metadata(broken, "x")
     with pytest.raises(checkpoint.CheckpointError, match="cannot have the unet architecture"):
         checkpoint.validate_metadata(dict(payload["metadata"], model={"arch": "unet"}), "x")
+    for bad in ({"colourfulness": 0.0}, {"colourfulness": True}, {"vividness": 0.5}, [0.5]):
+        with pytest.raises(checkpoint.CheckpointError, match="decode temperature"):
+            checkpoint.validate_metadata(dict(payload["metadata"], decode_temperatures=bad), "x")
+
+
+def test_calibrate_fits_a_scene_models_gain_and_temperature_for_each_use(tmp_path, tiny_scene_checkpoint):
+    folder = tmp_path / "scenes"
+    folder.mkdir()
+    for index, photo in enumerate(generated_photos(60)):
+        cv2.imwrite(str(folder / f"img_{index}.png"), photo)
+    model = tmp_path / "scene.pt"
+    model.write_bytes(tiny_scene_checkpoint.read_bytes())
+    no_val = tmp_path / "no_val"  # nothing to fit on: an error, and the checkpoint as it was
+    no_val.mkdir()
+    for path in folder.iterdir():
+        if data.split_of(data.identity_of(path), 10, 10) != "val":
+            (no_val / path.name).write_bytes(path.read_bytes())
+    result = run("calibrate", "--model", str(model), "--scenes", str(no_val))
+    assert result.returncode == 1 and "no readable photo in its val split" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and model.read_bytes() == tiny_scene_checkpoint.read_bytes()
+    result = run("calibrate", "--model", str(model), "--scenes", str(folder))
+    assert result.returncode == 0, result.stderr
+    saved = checkpoint.read(model)["metadata"]
+    assert set(saved["decode_temperatures"].values()) <= set(SCENE_TEMPERATURES)
+    assert set(saved["decode_temperatures"]) == set(saved["saturation_gains"]) == {"colourfulness", "ab_error"}
+    assert f"decode temperatures {saved['decode_temperatures']['colourfulness']} for stills" in result.stdout
+    assert all(f"  {temperature}: video " in result.stdout for temperature in SCENE_TEMPERATURES)
+
+
+def test_each_use_decodes_at_its_own_temperature(tmp_path, tiny_scene_checkpoint, tiny_checkpoint):
+    payload = checkpoint.read(tiny_scene_checkpoint)
+    assert load(tiny_scene_checkpoint, device="cpu", task="scene").temperatures == \
+        {"colourfulness": 0.38, "ab_error": 0.38}  # none per use: the model's own, for both
+    path = tmp_path / "tempered.pt"
+    metadata = dict(payload["metadata"], decode_temperatures={"colourfulness": 0.2, "ab_error": 1.0})
+    checkpoint.save(path, checkpoint.build_from(payload), metadata)
+    scene = load(path, device="cpu", task="scene")
+    face = load(tiny_checkpoint, device="cpu")
+    gray = np.random.default_rng(0).integers(0, 255, (48, 64), np.uint8)
+    vivid = scene.predict_ab(gray)  # a still's temperature, then video's
+    safe = scene.predict_prepared(scene.prepare(gray)[None], temperature=1.0)[0]
+    assert scene.temperature == 0.2 and np.linalg.norm(vivid, axis=2).mean() > np.linalg.norm(safe, axis=2).mean()
+    for still, temperature in ((True, 0.2), (False, 1.0)):
+        stages = {stage.name: stage.process for stage in build_stages(face, Options(), live=False, scene=scene,
+                                                                       still=still)}
+        assert stages["scene"].temperature == temperature
+    live = {stage.name: stage.process for stage in build_stages(face, Options(), live=True, scene=scene,
+                                                                realtime=True)}["scene"]
+    try:
+        assert live.temperature == 1.0
+    finally:
+        live.close()
 
 
 def generated_photos(count: int, seed: int = 0) -> list[np.ndarray]:
@@ -120,6 +173,8 @@ def test_a_tiny_scene_training_run_writes_a_calibrated_checkpoint(tmp_path):
     saved = checkpoint.read(tmp_path / "scene.pt")["metadata"]
     assert saved["task"] == "scene" and len(saved["ab_bins"]) == saved["model"]["outputs"] == 261
     assert set(saved["saturation_gains"]) == {"colourfulness", "ab_error"}
+    assert set(saved["decode_temperatures"]) == {"colourfulness", "ab_error"}
+    assert set(saved["decode_temperatures"].values()) <= set(SCENE_TEMPERATURES)
     assert {"val_ab_error_ratio", "val_colourfulness_ratio", "val_worse_than_gray"} <= set(metadata["metrics"])
     assert (tmp_path / "scene_logs" / "samples.png").exists()
 

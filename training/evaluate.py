@@ -24,7 +24,7 @@ import numpy as np
 
 from colorstream import imageops, metrics
 from colorstream.model.checkpoint import SATURATION_OBJECTIVES, STILLS_OBJECTIVE, VIDEO_OBJECTIVE
-from colorstream.model.inference import Predictor
+from colorstream.model.inference import Predictor, decode_ab
 from colorstream.training.data import FaceSet, SketchPair, center_view
 
 PROTOCOL_SIZE = 100
@@ -297,33 +297,53 @@ def evaluate_photos(colorize: Callable[[np.ndarray], np.ndarray], photos: list[n
 STILLS_MIN_COLOURFULNESS = 0.55  # a still should look coloured: at least this share of the photos' colourfulness
 
 
-def calibrate_scene_gains(predictor, photos: list[np.ndarray]) -> dict[str, float]:
-    """The scene model's saturation gain for each use, fitted on held-out photos.
+SCENE_TEMPERATURES = (0.2, 0.3, 0.38, 0.5, 0.7, 1.0)  # annealed-mean temperatures the scene calibration tries
 
-    Video ("ab_error"): the gain with the lowest whole-image a/b error.
-    Stills ("colourfulness"): the gain with the lowest a/b error among those
+
+def calibrate_scene_decoding(predictor, photos: list[np.ndarray]) -> dict:
+    """The scene model's decoding for each use, fitted on held-out photos: its temperature and saturation gain.
+
+    Video ("ab_error"): the pair with the lowest whole-image a/b error.
+    Stills ("colourfulness"): the pair with the lowest a/b error among those
     whose outputs reach `STILLS_MIN_COLOURFULNESS` of the photos'
-    colourfulness (the largest gain if none does); matching colourfulness in
-    full would cost a guessed background too much accuracy. The a/b scale
-    linearly with the gain, so each photo is run through the model once.
+    colourfulness (the largest gain at the training temperature if none
+    does); matching colourfulness in full would cost a guessed background
+    too much accuracy. A lower temperature leans towards each pixel's
+    likeliest colour (vivid, and wrong more often), a higher one towards the
+    mean of its colours (safe, and pale). The net runs once per photo and
+    use; the a/b scale linearly with the gain.
+    Returns {"saturation_gains": {use: gain}, "decode_temperatures": {use: temperature}, "search": rows}, the
+    rows giving each temperature's best (gain, a/b error ratio, colourfulness ratio) for each use.
     """
     grays = [imageops.to_gray(photo) for photo in photos]
 
-    def scores(flip_average: bool) -> list[tuple[float, float, float]]:
-        """(gain, a/b error, colourfulness ratio) for every gain, decoded as that use decodes."""
-        predicted = [predictor.predict_ab(gray, saturation_gain=1.0, flip_average=flip_average) for gray in grays]
+    def scores(flip_average: bool) -> list[tuple[float, float, float, float]]:
+        """(temperature, gain, a/b error ratio, colourfulness ratio) of every pair, decoded as that use decodes."""
+        logits = [predictor.logits(predictor.prepare(gray)[None], flip_average) for gray in grays]
         rows = []
-        for gain in map(float, SATURATION_GAINS):
-            outputs = {id(gray): imageops.gray_with_ab(gray, gain * ab) for gray, ab in zip(grays, predicted)}
-            report = evaluate_photos(lambda gray: outputs[id(gray)], photos, grays)
-            rows.append((gain, report["ab_error_output"], report["colourfulness_ratio"]))
+        for temperature in SCENE_TEMPERATURES:
+            predicted = [decode_ab(logit, predictor.bins, temperature)[0].cpu().numpy() for logit in logits]
+            for gain in map(float, SATURATION_GAINS):
+                outputs = {id(gray): imageops.gray_with_ab(gray, gain * ab) for gray, ab in zip(grays, predicted)}
+                report = evaluate_photos(lambda gray: outputs[id(gray)], photos, grays)
+                rows.append((temperature, gain, report["ab_error_ratio"], report["colourfulness_ratio"]))
         return rows
 
-    video = min(scores(flip_average=False), key=lambda score: score[1])[0]
-    stills_scores = scores(flip_average=True)  # stills average the mirrored view in
-    colourful = [score for score in stills_scores if score[2] >= STILLS_MIN_COLOURFULNESS]
-    stills = min(colourful, key=lambda score: score[1])[0] if colourful else float(SATURATION_GAINS[-1])
-    return {STILLS_OBJECTIVE: stills, VIDEO_OBJECTIVE: video}
+    def best(rows: list, temperature: float | None = None) -> tuple | None:
+        """The row of `rows` (of one temperature, if given) with the lowest a/b error; None if there is none."""
+        rows = [row for row in rows if temperature is None or row[0] == temperature]
+        return min(rows, key=lambda row: row[2]) if rows else None
+
+    video_scores = scores(flip_average=False)
+    stills_scores = [row for row in scores(flip_average=True)  # stills average the mirrored view in
+                     if row[3] >= STILLS_MIN_COLOURFULNESS]
+    video = best(video_scores)
+    stills = best(stills_scores) or (predictor.metadata["decode_temperature"], float(SATURATION_GAINS[-1]))
+    search = [{"temperature": temperature, VIDEO_OBJECTIVE: best(video_scores, temperature),
+               STILLS_OBJECTIVE: best(stills_scores, temperature)} for temperature in SCENE_TEMPERATURES]
+    return {"saturation_gains": {STILLS_OBJECTIVE: stills[1], VIDEO_OBJECTIVE: video[1]},
+            "decode_temperatures": {STILLS_OBJECTIVE: float(stills[0]), VIDEO_OBJECTIVE: float(video[0])},
+            "search": search}
 
 
 def scene_sample_grid(predictor, photos: list[np.ndarray], path: Path, count: int = 6, side: int = 160) -> None:

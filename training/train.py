@@ -21,7 +21,7 @@ from colorstream.model.inference import Predictor, ScenePredictor, pick_device
 from colorstream.model.net import ModelConfig, build, count_parameters
 from colorstream.training import data
 from colorstream.training import scenes as scene_data
-from colorstream.training.evaluate import (OTHER_RECIPES, calibrate_saturations, calibrate_scene_gains, held_out,
+from colorstream.training.evaluate import (OTHER_RECIPES, calibrate_saturations, calibrate_scene_decoding, held_out,
                                            evaluate_faces, evaluate_photos, sample_grid, scene_sample_grid)
 from colorstream.training.losses import (LOSSES, PatchDiscriminator, ab_classification_loss, adversarial_loss,
                                          edge_loss, loss_fn)
@@ -245,7 +245,9 @@ class SceneTask:
                  samples: Path) -> dict:
         predictor = ScenePredictor(net, metadata, device)
         if final and self.config.calibrate:
-            metadata["saturation_gains"] = calibrate_scene_gains(predictor, self.val)
+            decoding = calibrate_scene_decoding(predictor, self.val)
+            metadata["saturation_gains"] = decoding["saturation_gains"]
+            metadata["decode_temperatures"] = decoding["decode_temperatures"]
             predictor = ScenePredictor(net, metadata, device)
         report = evaluate_photos(predictor.colorize, self.val)
         scene_sample_grid(predictor, self.val, samples)
