@@ -551,7 +551,8 @@ def evaluation_line(report: dict) -> str:
                f"excess face chroma flicker {report['excess_face_chroma_flicker']:.3f}, "
                if report["face_ab_error_gray"] > 0 else "no faces to score, ") +  # Haar found none in the original
             f"warp error x1e3 {1e3 * report['warp_error_output']:.3f} "
-            f"(truth {1e3 * report['warp_error_truth']:.3f}), CDC {report['cdc_output']:.5f} "
+            f"(truth {1e3 * report['warp_error_truth']:.3f}; chroma {1e3 * report['chroma_warp_error_output']:.3f}, "
+            f"truth {1e3 * report['chroma_warp_error_truth']:.3f}), CDC {report['cdc_output']:.5f} "
             f"(truth {report['cdc_truth']:.5f}), smoothing {report['smoothing_ms_per_frame']:.2f} ms/frame, "
             f"{report['fps']} fps")
 

@@ -120,7 +120,7 @@ class ClipScores:
         self.cdc_output, self.cdc_truth = ColourDistributionConsistency(), ColourDistributionConsistency()
         self.face_means: list[tuple[float, ...]] = []  # per frame: output a, b, truth a, b (NaN: no face)
         self.frame_errors: list[tuple[float, float]] = []  # per frame: whole-frame a/b error of output, of gray
-        self._previous: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # truth, gray luma, output
+        self._previous: tuple[np.ndarray, ...] | None = None  # truth, gray luma, output, their chroma planes
 
     def add(self, truth: np.ndarray, gray: np.ndarray, output: np.ndarray) -> None:
         sums, counts = self.sums, self.counts
@@ -147,20 +147,30 @@ class ClipScores:
         else:
             self.face_means.append((np.nan,) * 4)
         luma = imageops.to_gray(gray)
+        chroma_truth, chroma_output = (np.dstack(imageops.bgr_to_video_chroma(image)) for image in (truth, output))
+        current = truth, luma, output, chroma_truth, chroma_output
         if self._previous is not None:
-            self._add_pair(*self._previous, truth, luma, output, faces, ab_truth, ab_output)
+            self._add_pair(self._previous, current, faces, ab_truth, ab_output)
         self.cdc_output.add(output)
         self.cdc_truth.add(truth)
-        self._previous = truth, luma, output
+        self._previous = current
 
-    def _add_pair(self, truth_before: np.ndarray, luma_before: np.ndarray, output_before: np.ndarray,
-                  truth: np.ndarray, luma: np.ndarray, output: np.ndarray, faces: list[imageops.Box],
+    def _add_pair(self, before: tuple[np.ndarray, ...], current: tuple[np.ndarray, ...], faces: list[imageops.Box],
                   ab_truth: np.ndarray, ab_output: np.ndarray) -> None:
-        """Warp error (flow of the gray input, frame t onto t-1) and face chroma change, frame t-1 to t."""
+        """Warp error (flow of the gray input, frame t onto t-1) and face chroma change, frame t-1 to t.
+
+        before, current: (truth, gray luma, output, truth's (Cb, Cr), output's (Cb, Cr)) of frames t-1 and t.
+        The warp error is also taken of the chroma planes alone: the output's luma is the input's encoded
+        once more, and that encoder noise is no flicker of the colour.
+        """
+        truth_before, luma_before, output_before, chroma_truth_before, chroma_output_before = before
+        truth, luma, output, chroma_truth, chroma_output = current
         to_previous = temporal.flow(luma, luma_before)  # (H, W, 2) w_{t->t-1}
         valid = ~temporal.occlusion_mask(to_previous, temporal.flow(luma_before, luma))
         self.sums["warp_output"] += temporal.warp_error(output_before, output, to_previous, valid)
         self.sums["warp_truth"] += temporal.warp_error(truth_before, truth, to_previous, valid)
+        self.sums["chroma_warp_output"] += temporal.warp_error(chroma_output_before, chroma_output, to_previous, valid)
+        self.sums["chroma_warp_truth"] += temporal.warp_error(chroma_truth_before, chroma_truth, to_previous, valid)
         self.counts["pairs"] += 1
         # the face boxes of frame t, read in both frames: how much the colour under them changed
         self.sums["flicker_output"] += ab_distance_sum(ab_output, face_ab(output_before, faces))
@@ -186,6 +196,8 @@ class ClipScores:
             "face_colourfulness_output": mean("colourfulness_output", "face_frames", 2),
             "face_colourfulness_truth": mean("colourfulness_truth", "face_frames", 2),
             "warp_error_output": mean("warp_output", "pairs", 7), "warp_error_truth": mean("warp_truth", "pairs", 7),
+            "chroma_warp_error_output": mean("chroma_warp_output", "pairs", 7),
+            "chroma_warp_error_truth": mean("chroma_warp_truth", "pairs", 7),
             "face_chroma_flicker_output": mean("flicker_output", "flicker_pixels"),
             "face_chroma_flicker_truth": mean("flicker_truth", "flicker_pixels"),
             "cdc_output": round(self.cdc_output.value, 6), "cdc_truth": round(self.cdc_truth.value, 6),

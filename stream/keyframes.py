@@ -14,6 +14,9 @@ backward through its shot (never across a scene cut):
   from the frame to the keyframe as the chain brings it there is short, so
   it is exact, and it is taken wherever it fits the frame's tones better.
   Drift no longer adds up over a long pan or zoom.
+- And it compares each pixel with the keyframe at the same place: what has
+  not moved (a channel's logo, a caption, a still backdrop seen again) stays
+  where it was, though the flow around it drags it along.
 - With a confidence per pixel that is 1 on the keyframe, falls to 0 where
   the forward-backward check fails (occlusion, content entering the frame),
   fades with flow inconsistency and with the distance a point has moved
@@ -70,6 +73,10 @@ TONE_FREE = 10.0  # gray levels a pixel may differ from its place in the keyfram
 TONE_SCALE = 15.0  # ... and beyond that, the difference at which confidence falls to 1/e
 CORRECTION = 3.0  # small pixels: how far the direct look at the keyframe may move a point the chain still holds
 REACQUIRE = 0.5  # a point the chain holds less surely than this may be re-found anywhere by the direct look
+STILL_WINDOW = (5, 5)  # the neighbourhood (small pixels) compared with the keyframe's at the same place ...
+STILL_FREE = 1.5  # ... whose mean tone difference (gray levels) still counts as not having moved ...
+STILL_SCALE = 1.5  # ... and beyond it, the difference at which that trust falls to 1/e
+STILL_TEXTURE = 6.0  # tone spread (gray levels) of the keyframe's neighbourhood below which a match means nothing
 FILL_SIGMA = 6.0  # small pixels: how far the motion of trusted points reaches into a region the flow cannot read
 OUTSIDE = 3.0  # small pixels beyond the keyframe's edge whose colour is still its edge's
 EDGE_BLUR = 2.0  # Gaussian sigma (small pixels) of the confidence used for blending: no seam where flow gives up
@@ -368,6 +375,7 @@ class _Carried:
     anchor_small: np.ndarray  # (h, w) uint8 the keyframe's frame, shrunk
     anchor_gray: np.ndarray  # (h, w) float32 the same, softened, for comparing tones
     flatness: np.ndarray  # (h, w) float32 in [0, 1]: 1 where the keyframe's colour is the same all around
+    texture: np.ndarray  # (h, w) float32 in [0, 1]: 1 where the keyframe's tones vary enough to be recognised
     where: np.ndarray  # (h, w, 2) float32 keyframe pixel coordinates of each pixel of the current frame
     confidence: np.ndarray  # (h, w) float32
     age: int = 0  # frames from the keyframe
@@ -378,8 +386,11 @@ class _Carried:
         mean = cv2.blur(anchor, FLAT_WINDOW)
         spread = np.sqrt(np.maximum(0.0, cv2.blur(anchor * anchor, FLAT_WINDOW) - mean * mean).sum(axis=2))
         flatness = np.exp(-np.maximum(0.0, spread - FLAT_FREE) / FLAT_CHROMA)
-        return cls(anchor, anchor_gray, _soft(anchor_gray), flatness, temporal.pixel_grid(height, width).copy(),
-                   np.ones((height, width), np.float32))
+        soft = _soft(anchor_gray)
+        tone_mean = cv2.blur(soft, STILL_WINDOW)
+        tone_spread = np.sqrt(np.maximum(0.0, cv2.blur(soft * soft, STILL_WINDOW) - tone_mean * tone_mean))
+        return cls(anchor, anchor_gray, soft, flatness, np.minimum(1.0, tone_spread / STILL_TEXTURE),
+                   temporal.pixel_grid(height, width).copy(), np.ones((height, width), np.float32))
 
     def step(self, gray: np.ndarray, gray_before: np.ndarray) -> None:
         """Move onto `gray` from `gray_before` (the frame the state is on)."""
@@ -406,6 +417,7 @@ class _Carried:
         # but any nearby point of a flat colour has the right colour: keep it, if the tones still agree (what
         # moved in front of a wall is not the wall)
         confidence[better] = direct_trust[better]
+        self._keep_still(soft, confidence)
         self.confidence = np.maximum(confidence, self._sample(self.flatness) * self._tones_agree(soft, self.where))
         height, width = gray.shape  # what came from beyond the keyframe's edge (a few pixels: its edge's colour)
         outside = (self.where[..., 0] < -OUTSIDE) | (self.where[..., 0] > width - 1 + OUTSIDE) | \
@@ -432,6 +444,28 @@ class _Carried:
                                 cv2.blur(self._tone_difference(soft_gray, self.where), (3, 3)))
         self.where[fits] = refined[fits]
         confidence[fits] = np.maximum(confidence[fits], trust[fits])
+
+    def _keep_still(self, soft_gray: np.ndarray, confidence: np.ndarray) -> None:
+        """Put back in place, in `where` and `confidence`, what has not moved since the keyframe.
+
+        A small still thing over moving content (a channel's logo, a caption,
+        a frame's border) is dragged along by the flow around it, and the
+        keyframe's own place is too near for the direct look to tell apart. So
+        each pixel is also compared with the keyframe at the same place: where
+        its tone and a neighbourhood around it match there (any of the windows
+        that hold it, so a still thing's edge counts too), the neighbourhood is
+        varied enough for the match to mean something, and it fits better than
+        at the chain's place, the pixel has stayed where it was.
+        """
+        kernel = np.ones(STILL_WINDOW[::-1], np.uint8)
+        difference = np.abs(soft_gray - self.anchor_gray)
+        misfit = cv2.blur(difference, STILL_WINDOW)  # (h, w) per window, centred on each pixel
+        window_still = np.exp(-np.maximum(0.0, misfit - STILL_FREE) / STILL_SCALE) * self.texture
+        still = cv2.dilate(window_still, kernel) * _agreement(difference)  # the best window that holds the pixel
+        chain_misfit = cv2.erode(cv2.blur(self._tone_difference(soft_gray, self.where), STILL_WINDOW), kernel)
+        stays = (still > REACQUIRE) & (cv2.erode(misfit, kernel) < chain_misfit)
+        self.where[stays] = temporal.pixel_grid(*soft_gray.shape)[stays]
+        confidence[stays] = np.maximum(confidence[stays], still[stays])
 
     def _sample(self, image: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
         """`image` (keyframe coordinates) read at each current pixel's place in the keyframe."""

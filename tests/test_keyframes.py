@@ -195,6 +195,45 @@ def test_the_chain_is_corrected_against_the_keyframe_so_a_zoom_does_not_drift(tm
     assert corrected < 3.0 and corrected < 0.6 * chained
 
 
+def test_a_small_still_logo_over_a_pan_keeps_its_keyframe_colour(tmp_path, monkeypatch):
+    """A channel's logo, 7 small pixels a side, over a field that pans 2 frame pixels a frame: the flow drags the
+    logo along with the field, the comparison with the keyframe at the same place keeps it where it is."""
+    width, height, side = 192, 144, 96  # the working size is half the frame
+    rng = np.random.default_rng(4)
+    field = cv2.GaussianBlur(rng.integers(0, 255, (height, width + 60), np.uint8), (0, 0), 2.0).astype(np.float32)
+    field = cv2.normalize(field, None, 0, 1, cv2.NORM_MINMAX)
+    logo = np.zeros((14, 14, 3), np.float32)
+    logo[:] = (200, 90, 30)  # BGR: blue
+    logo[3:11:3, 2:12] = (250, 250, 250)  # white strokes: the logo has tones of its own
+    frames = []
+    for index in range(24):
+        tones = field[:, 2 * index:2 * index + width, None]
+        image = np.concatenate([40 + 60 * tones, 110 + 110 * tones, 40 + 60 * tones], axis=2)  # BGR: green
+        image[8:22, 170:184] = logo
+        frames.append(np.clip(image, 0, 255).astype(np.uint8))
+    gray = tmp_path / "gray.mp4"
+    make_gray_clip(write_video(tmp_path / "truth.mp4", frames), gray, Options(crf=0))
+    cv2.imwrite(str(tmp_path / "0.png"), frames[0])
+
+    def logo_colour() -> tuple[float, float]:
+        """The carried colour's confidence over the logo on the last frame, and its mean |Cb, Cr| error there."""
+        carried = propagate(gray, {0: tmp_path / "0.png"}, side=side)
+        try:
+            last = carried.get(len(frames) - 1)
+        finally:
+            carried.close()
+        truth = np.dstack([cv2.resize(plane, (side, side * height // width), interpolation=cv2.INTER_AREA)
+                           for plane in imageops.bgr_to_video_chroma(frames[-1])]).astype(np.float32) - 128.0
+        inside = (slice(5, 10), slice(86, 91))  # the logo, a pixel in from its edge
+        return float(last.weight[inside].mean()), float(np.abs(last.chroma - truth)[inside].mean())
+
+    weight, error = logo_colour()
+    assert weight > 0.9 and error < 2.0
+    monkeypatch.setattr(keyframes._Carried, "_keep_still", lambda self, *args: None)
+    _, dragged_error = logo_colour()
+    assert dragged_error > 20.0  # the flow alone carries the field's green onto it, and is sure of it
+
+
 def test_the_carried_colour_keeps_the_keyframes_fine_colour_edges(tmp_path):
     """Stripes of colour 4 chroma pixels wide (no luma edge), too fine for the working size, stay sharp as they
     drift with the texture the flow follows: 0.0 against 7.5 levels of error on the keyframe, 9.0 against 14.7

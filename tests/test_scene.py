@@ -360,7 +360,7 @@ def test_the_evaluation_line_says_when_a_clip_has_no_face_to_score():
             "frame_colourfulness_output", "frame_colourfulness_truth", "last_fifth_frame_ab_error_ratio",
             "ssim_output", "ssim_gray", "face_ab_error_output", "face_ab_error_gray", "face_ab_error_ratio",
             "face_a_output", "face_b_output", "face_a_truth", "face_b_truth", "excess_face_chroma_flicker",
-            "warp_error_output", "warp_error_truth", "cdc_output", "cdc_truth", "smoothing_ms_per_frame", "fps"]
+            "warp_error_output", "warp_error_truth", "chroma_warp_error_output", "chroma_warp_error_truth", "cdc_output", "cdc_truth", "smoothing_ms_per_frame", "fps"]
     report = {"clip": "pan.mp4", **{key: 1.0 for key in keys}}
     assert "face a/b error 1.00" in evaluation_line(report) and "no faces" not in evaluation_line(report)
     report.update(face_ab_error_output=0.0, face_ab_error_gray=0.0, face_ab_error_ratio=0.0)

@@ -512,6 +512,7 @@ def test_evaluate_video_scores_output_gray_baseline_and_temporal_consistency(tmp
     assert np.isfinite(report["psnr_output"]) and report["psnr_gray"] > 15
     assert 0 < report["ssim_gray"] < 1 and report["face_colourfulness_truth"] > 5
     assert 0 < report["warp_error_truth"] < 0.05 and report["warp_error_output"] > 0
+    assert report["chroma_warp_error_truth"] > 0 and report["chroma_warp_error_output"] > 0
     assert report["face_chroma_flicker_truth"] > 0 and report["cdc_truth"] > 0
     assert report["excess_face_chroma_flicker"] == pytest.approx(
         report["face_chroma_flicker_output"] - report["face_chroma_flicker_truth"], abs=2e-3)
@@ -547,3 +548,22 @@ def test_track_report_shows_the_false_track_the_second_cascade_drops(tmp_path, c
     assert lines[0] == "astronaut_gray.mp4: 2 tracks without the second cascade, 1 with it"
     assert "  frames 0-74 (75): kept" in lines and "  frames 27-35 (9): dropped" in lines
     assert cv2.imread(str(tmp_path / "sheet.png")).shape == (track_report.TILE, 6 * track_report.TILE, 3)
+
+
+def test_the_chroma_warp_error_sees_colour_flicker_and_not_the_luma():
+    """A still scene whose colour blinks (the truth) and one whose gray shimmers (the output): the whole-frame warp
+    error sees both, the chroma planes' only the blink."""
+    from colorstream.stream.evaluation import ClipScores
+
+    rng = np.random.default_rng(5)
+    texture = cv2.GaussianBlur(rng.integers(40, 220, (48, 64), np.uint8), (0, 0), 2.0)
+    scores = ClipScores(min_face=24)
+    for index in range(4):
+        tint = np.array([0, 0, 40 if index % 2 else 0], np.int16)  # BGR: redder every other frame
+        truth = np.clip(np.dstack([texture] * 3).astype(np.int16) + tint, 0, 255).astype(np.uint8)
+        shimmer = np.clip(texture.astype(np.int16) + (6 if index % 2 else 0), 0, 255).astype(np.uint8)
+        scores.add(truth, np.dstack([texture] * 3), np.dstack([shimmer] * 3))
+    report = scores.report()
+    assert report["warp_error_output"] > 1e-4 and report["warp_error_truth"] > 1e-3
+    assert report["chroma_warp_error_output"] == 0.0  # gray stays gray
+    assert report["chroma_warp_error_truth"] > 1e-3
