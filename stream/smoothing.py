@@ -23,6 +23,7 @@ import numpy as np
 
 from colorstream import imageops, temporal
 from colorstream.stream.frames import Frame
+from colorstream.stream.keyframes import models_needed
 
 DEFAULT_SMOOTHING = "flow"  # the best measured: README, "Temporal stability"
 MOTION_SCALE = 16.0  # mean absolute gray change (0-255) of the face crop at which only the current frame counts
@@ -108,6 +109,13 @@ class FlowSmoothing:
     colour further than that (a face appearing mid-shot fades in from at
     most that far), and the current frame's weight rises with the flow speed.
 
+    A frame whose colour the keyframes lead nearly everywhere (the test that
+    also spares it the models, `keyframes.models_needed`) is left as it is:
+    that colour is read from the keyframe through a map chained along the
+    flow, steady by construction, and blending it with its own past moved
+    along another flow cost more than it steadied (README, Speed). It still
+    becomes the history the next frame is blended with.
+
     It works on the output's own (Cb, Cr) planes (video range, around 128):
     a change of them moves no pixel's luma. Flow and blending run on the
     planes shrunk by a whole factor to at most `work_side` pixels a side
@@ -150,7 +158,9 @@ class FlowSmoothing:
             planes = frame.chroma or (np.full(plane_shape, 128, np.uint8), np.full(plane_shape, 128, np.uint8))
             current = np.dstack([_shrink(plane[region].astype(np.float32), factor) for plane in planes]) - 128.0
             chroma[y:y + h, x:x + w] = current  # (h', w', 2) Cb, Cr
-            if self._previous is not None:
+            covered = frame.keyframe_weight is not None and not models_needed(frame.keyframe_weight,
+                                                                                 frame.gray.shape)
+            if self._previous is not None and not covered:
                 smoothed = self._blend(gray, chroma, *self._previous[:2], (x, y, w, h))
                 correction = np.where(area[y:y + h, x:x + w, None], smoothed - current, 0.0).astype(np.float32)
                 grown = _grow(correction, factor)  # (h'', w'', 2), a little larger than the region at the edges

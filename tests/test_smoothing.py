@@ -122,6 +122,18 @@ def test_flow_smoothing_fades_a_face_in_and_out_within_the_clamp():
     assert np.allclose(output_cr(smooth, faceless()), 0.0, atol=1.0)  # and is gone the next
 
 
+def test_flow_smoothing_leaves_a_frame_the_keyframes_colour_covers_and_blends_the_next_with_it():
+    gray = mid_texture(64, 64)
+    smooth = FlowSmoothing(base=1 / 3)
+    smooth([composited(gray, 0.0)])
+    covered = composited(gray, 12.0)
+    covered.keyframe_weight = np.ones((16, 16), np.float32)  # the carried colour leads everywhere
+    assert np.allclose(output_cr(smooth, covered), 12.0, atol=1.0)  # as carried, not pulled towards 0
+    uncovered = composited(gray, 24.0)
+    uncovered.keyframe_weight = np.zeros((16, 16), np.float32)  # the models' colour leads: smoothed
+    assert np.allclose(output_cr(smooth, uncovered), 24.0 / 3 + 12.0 * 2 / 3, atol=1.0)
+
+
 def test_flow_smoothing_works_on_shrunk_planes_and_touches_only_the_faces():
     gray = mid_texture(96, 160)
     smooth = FlowSmoothing(base=1 / 3, work_side=32)  # 6 x 6 frame pixels a block: 48x80 chroma planes shrunk 3x
