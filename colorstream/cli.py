@@ -332,10 +332,11 @@ def evaluate_photo_folder(args: argparse.Namespace) -> dict:
     if not photos:
         raise UserError(f"{args.photos}: no colour photos to score")
     predictor = load(args.model or VIDEO_MODEL, args.device)
-    scene = load(args.scene_model, args.device, task="scene") if args.scope == "frame" else None
+    scene_model = args.scene_model or STILLS_SCENE_MODEL
+    scene = load(scene_model, args.device, task="scene") if args.scope == "frame" else None
     options = Options(scope=args.scope)
     scores = evaluate_photos(lambda gray: colorize_still(gray, predictor, options, scene).output_bgr(), photos)
-    scene_path = checkpoint_path(args.scene_model, "scene") if scene else None
+    scene_path = checkpoint_path(scene_model) if scene else None
     return {"face_model": str(checkpoint_path(args.model or VIDEO_MODEL)), "scene_model": scene_path and str(scene_path), **scores}
 
 
@@ -558,7 +559,9 @@ def evaluation_line(report: dict) -> str:
 
 
 VIDEO_MODEL = "video"  # the bundled face model for colorize, live, evaluate-video and bench (VIDEO_MODEL_CARD.md)
-SCENE_MODEL = "scene"  # the bundled whole-frame model beside it (SCENE_MODEL_CARD.md)
+# the bundled whole-frame models, for video and for images (SCENE_MODEL_CARD.md): stream.jobs's names, written
+# again here so that the parser imports no torch
+SCENE_MODEL, STILLS_SCENE_MODEL = "scene", "scene-stills"
 
 
 def add_model_argument(p: argparse.ArgumentParser, default: str | None, note: str = "",
@@ -588,8 +591,9 @@ def add_stream_arguments(p: argparse.ArgumentParser) -> None:
     from colorstream.stream.smoothing import DEFAULT_SMOOTHING, SMOOTHING
 
     add_model_argument(p, VIDEO_MODEL, " for the faces")
-    p.add_argument("--scene-model", default=SCENE_MODEL, metavar="NAME|CKPT",
-                   help=f"the model that colours the whole frame (default: {SCENE_MODEL})")
+    p.add_argument("--scene-model", metavar="NAME|CKPT",
+                   help=f"the model that colours the whole frame (default: {SCENE_MODEL} for video, "
+                        f"{STILLS_SCENE_MODEL} for images)")
     p.add_argument("--scope", default="frame", choices=["frame", "faces"],
                    help="colour the whole frame (the scene model, with the face model on faces), or only the "
                         "faces (default: frame)")
@@ -633,8 +637,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if not clips and not args.live and not args.no_live:
         raise UserError("give clips to measure, --live CLIP, or --no-live (inference alone)")
     check_reports([args.markdown, args.stats_json], clips + ([Path(args.live)] if args.live else []))
-    config = bench.BenchConfig(repeats=args.repeats, model=args.model, scene_model=args.scene_model, device=args.device,
-                               live_size=args.live_size)
+    config = bench.BenchConfig(repeats=args.repeats, model=args.model, scene_model=args.scene_model or SCENE_MODEL,
+                               device=args.device, live_size=args.live_size)
     live = None if args.no_live else Path(args.live) if args.live else clips[0]
     results = bench.run(clips, live, stream_options(args), config, command="colorstream " + " ".join(args.argv))
     if args.markdown:
@@ -794,8 +798,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--photos-split", choices=["train", "val", "test"],
                    help="score only this split of --photos, as the scene model's training splits a folder "
                         "(default: every photo)")
-    p.add_argument("--scene-model", default="scene", metavar="NAME|CKPT",
-                   help="the whole-frame model for --photos (default: scene)")
+    p.add_argument("--scene-model", metavar="NAME|CKPT",
+                   help=f"the whole-frame model for --photos (default: {STILLS_SCENE_MODEL})")
     p.add_argument("--scope", default="frame", choices=["frame", "faces"],
                    help="for --photos: colour the whole image, or only the faces")
     p.add_argument("--limit", type=count, help="score only the first N of each set")

@@ -16,7 +16,10 @@ from colorstream.model.net import ModelConfig, fold_batchnorm
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 # the models that ship in the package, by name: sketches -> photos (MODEL_CARD.md),
 # gray video faces -> colour (VIDEO_MODEL_CARD.md) and whole gray frames -> colour (SCENE_MODEL_CARD.md)
-BUNDLED = {"sketch": WEIGHTS / "sketch.pt", "video": WEIGHTS / "video.pt", "scene": WEIGHTS / "scene.pt"}
+# "scene" colours video frames and "scene-stills" images: the same network, trained longer for stills, where the
+# photos score better and the talking-head clips worse (SCENE_MODEL_CARD.md)
+BUNDLED = {"sketch": WEIGHTS / "sketch.pt", "video": WEIGHTS / "video.pt", "scene": WEIGHTS / "scene.pt",
+           "scene-stills": WEIGHTS / "scene_stills.pt"}
 DEVICES = ("auto", "cpu", "cuda", "mps")
 WHOLE_SKETCH_MAX_VIEWS = 4  # `Predictor.invert` works on a whole sketch at most this many model views wide
 
@@ -243,7 +246,7 @@ def decode_ab(logits: torch.Tensor, bins: torch.Tensor, temperature: float, gain
 
 
 def checkpoint_path(model: str | Path | None, default: str = "sketch") -> Path:
-    """A bundled model's name ("sketch", "video", "scene") or a checkpoint path -> the file; None means `default`."""
+    """A bundled model's name (a key of `BUNDLED`) or a checkpoint path -> the file; None means `default`."""
     name = default if model is None else str(model)
     return BUNDLED[name] if name in BUNDLED else Path(name)
 

@@ -50,6 +50,9 @@ class Options:
     scene_every: int = 3  # the scene model runs on every k-th frame; flow carries its colour between (README)
 
 
+VIDEO_SCENE_MODEL, STILLS_SCENE_MODEL = "scene", "scene-stills"  # the bundled whole-frame models of each use
+
+
 @dataclass(frozen=True)
 class Models:
     """Where a video's colour comes from: the models, by bundled name or checkpoint file, and where they run;
@@ -60,7 +63,7 @@ class Models:
     """
 
     model: str = "video"  # the face model (VIDEO_MODEL_CARD.md)
-    scene_model: str = "scene"  # the whole-frame model, used with `Options.scope` "frame"
+    scene_model: str | None = None  # the whole-frame model, used with `Options.scope` "frame"; None: each use's own
     device: str = "auto"
     reference: str | None = None  # a colour image whose palette steers the scene model's colour
     keyframes: tuple[tuple[int, str], ...] = ()  # for a single video: colour images of some of its frames
@@ -68,7 +71,8 @@ class Models:
     def files(self, scope: str) -> dict[str, Path]:
         paths = {"model": checkpoint_file(self.model, "video")}
         if scope == "frame":
-            paths["scene_model"] = checkpoint_file(self.scene_model, "scene")
+            paths["scene_model"] = checkpoint_file(self.scene_name(still=False))
+            paths["stills_scene_model"] = checkpoint_file(self.scene_name(still=True))
         if self.reference:
             paths["reference"] = Path(self.reference)
         paths.update({f"keyframe {index}": Path(path) for index, path in self.keyframes})
@@ -77,8 +81,20 @@ class Models:
     def load(self, scope: str) -> tuple[Predictor, ScenePredictor | None, Palette | None]:
         """The face model, the scene model when the whole frame is coloured (`scope` "frame"), the palette."""
         predictor = load(self.model, self.device, default="video")
-        scene = load(self.scene_model, self.device, default="scene", task="scene") if scope == "frame" else None
+        scene = load(self.scene_name(still=False), self.device, task="scene") if scope == "frame" else None
         return predictor, scene, Palette.read(Path(self.reference)) if self.reference else None
+
+    def scene_name(self, still: bool) -> str:
+        """The whole-frame model of images (`still`) or of video: the one given, else the bundled one for that use."""
+        return self.scene_model or (STILLS_SCENE_MODEL if still else VIDEO_SCENE_MODEL)
+
+    def load_stills_scene(self, scope: str, video_scene: ScenePredictor | None) -> ScenePredictor | None:
+        """The whole-frame model for images; `video_scene` (from `load`) again when it is the same file."""
+        if scope != "frame":
+            return None
+        if self.scene_name(still=True) == self.scene_name(still=False):
+            return video_scene
+        return load(self.scene_name(still=True), self.device, task="scene")
 
     def keyframe_paths(self) -> dict[int, Path] | None:
         return {index: Path(path) for index, path in self.keyframes} or None

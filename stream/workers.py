@@ -84,6 +84,7 @@ class Worker:
             cv2.setNumThreads(cores)
         self.options, self.progress = options, progress
         self.predictor, self.scene, self.palette = models.load(options.scope)
+        self.stills_scene = models.load_stills_scene(options.scope, self.scene)
         self.keyframes = models.keyframe_paths()
         found = models.fingerprints(options.scope)
         self.mismatch = None if fingerprints in (None, found) else (
@@ -102,7 +103,7 @@ class Worker:
                 return segments.join(task.source, task.target, list(task.parts), task.overwrite)
             if task.source.suffix.lower() in IMAGE_SUFFIXES:
                 return colorize_image(task.source, task.target, self.predictor, self.options, task.overwrite,
-                                      self.scene, self.palette)
+                                      self.stills_scene, self.palette)
             return colorize_video(task.source, task.target, self.predictor, self.options, progress=self.progress,
                                   overwrite=task.overwrite, scene=self.scene, keyframes=self.keyframes,
                                   palette=self.palette)

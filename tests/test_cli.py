@@ -80,7 +80,7 @@ def test_invert_rejects_unreadable_checkpoint(tmp_path):
                  "--model", str(tmp_path / "missing.pt"))
     assert_one_line_error(result, "checkpoint not found")
     result = run("invert", str(SAMPLES / "astronaut_line.png"), "-o", str(tmp_path / "out"), "--model", "skech")
-    assert_one_line_error(result, "skech: checkpoint not found (bundled models: sketch, video, scene)")
+    assert_one_line_error(result, "skech: checkpoint not found (bundled models: sketch, video, scene, scene-stills)")
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
@@ -123,7 +123,9 @@ def test_train_and_evaluate_reject_missing_folders(tmp_path):
 
 
 @pytest.mark.parametrize("name, input_kind, metrics", [("sketch", "pencil", {"faces_test", "pairs_test"}),
-                                                       ("video", "gray", {"faces_test"})])
+                                                       ("video", "gray", {"faces_test"}),
+                                                       ("scene", "gray", {"val_ab_error_ratio"}),
+                                                       ("scene-stills", "gray", {"val_ab_error_ratio"})])
 def test_bundled_models_carry_their_metadata(name, input_kind, metrics):
     from colorstream.model import checkpoint
 

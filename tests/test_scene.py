@@ -366,3 +366,33 @@ def test_the_evaluation_line_says_when_a_clip_has_no_face_to_score():
     report.update(face_ab_error_output=0.0, face_ab_error_gray=0.0, face_ab_error_ratio=0.0)
     line = evaluation_line(report)
     assert "no faces to score" in line and "face a/b error" not in line and "warp error x1e3 1000.000" in line
+
+
+def test_images_and_video_get_the_bundled_scene_model_of_their_use_unless_one_is_given(tmp_path, portrait,
+                                                                                      tiny_checkpoint,
+                                                                                      tiny_scene_checkpoint):
+    """The bundled stills weights colour images, the video weights video (a batch may hold both); a given
+    --scene-model colours both, loaded once; the run's fingerprints name both files."""
+    from colorstream.model.inference import BUNDLED
+    from colorstream.stream.jobs import Models
+    from colorstream.stream.workers import FileTask, Worker
+
+    bundled = Models(model=str(tiny_checkpoint))
+    assert bundled.files("frame")["scene_model"] == BUNDLED["scene"]
+    assert bundled.files("frame")["stills_scene_model"] == BUNDLED["scene-stills"]
+    assert set(bundled.fingerprints("frame")) == {"model", "scene_model", "stills_scene_model"}
+    assert "stills_scene_model" not in bundled.files("faces")
+    worker = Worker(bundled, Options())
+    stills, video = checkpoint.read(BUNDLED["scene-stills"])["metadata"], checkpoint.read(BUNDLED["scene"])["metadata"]
+    assert worker.stills_scene.saturation_gains == stills["saturation_gains"] != video["saturation_gains"]
+    assert worker.scene.saturation_gains == video["saturation_gains"]
+    cv2.imwrite(str(tmp_path / "in.png"), portrait)
+    report = worker.run(FileTask(tmp_path / "in.png", tmp_path / "out.png", overwrite=False))
+    assert "error" not in report
+    coloured = cv2.imread(str(tmp_path / "out.png"))
+    for scene, same in ((worker.stills_scene, True), (worker.scene, False)):
+        assert np.array_equal(coloured, colorize_still(portrait, worker.predictor, Options(), scene).output_bgr()) == same
+
+    given = Worker(Models(model=str(tiny_checkpoint), scene_model=str(tiny_scene_checkpoint)), Options())
+    assert given.stills_scene is given.scene
+    assert Worker(bundled, Options(scope="faces")).stills_scene is None

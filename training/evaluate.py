@@ -294,7 +294,10 @@ def evaluate_photos(colorize: Callable[[np.ndarray], np.ndarray], photos: list[n
             "worse_than_gray": float(np.mean(r[:, 0] > r[:, 1])) if len(r) else 0.0}
 
 
-STILLS_MIN_COLOURFULNESS = 0.55  # a still should look coloured: at least this share of the photos' colourfulness
+# A still should look coloured: at least this share of the val photos' colourfulness. The target is 0.50 on photos
+# calibration never saw, and the ratio fell 6-10% from the val photos to the test photos (both scene models so far),
+# so the floor leaves 15% for that.
+STILLS_MIN_COLOURFULNESS = 0.59
 
 
 SCENE_TEMPERATURES = (0.2, 0.3, 0.38, 0.5, 0.7, 1.0)  # annealed-mean temperatures the scene calibration tries
