@@ -316,7 +316,7 @@ def evaluate_photo_folder(args: argparse.Namespace) -> dict:
     """Each colour photo of a folder made gray, colorized as `colorize` colours a still, and scored against itself."""
     from colorstream.imageops import IMAGE_SUFFIXES
     from colorstream.model.inference import checkpoint_path, load
-    from colorstream.stream.jobs import Options, colorize_still
+    from colorstream.stream.jobs import Models, Options, colorize_still
     from colorstream.training.evaluate import evaluate_photos
     from colorstream.training.scenes import split_photos
 
@@ -332,7 +332,7 @@ def evaluate_photo_folder(args: argparse.Namespace) -> dict:
     if not photos:
         raise UserError(f"{args.photos}: no colour photos to score")
     predictor = load(args.model or VIDEO_MODEL, args.device)
-    scene_model = args.scene_model or STILLS_SCENE_MODEL
+    scene_model = Models(scene_model=args.scene_model).scene_name(still=True)
     scene = load(scene_model, args.device, task="scene") if args.scope == "frame" else None
     options = Options(scope=args.scope)
     scores = evaluate_photos(lambda gray: colorize_still(gray, predictor, options, scene).output_bgr(), photos)

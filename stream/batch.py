@@ -206,7 +206,8 @@ class Run:
             if workers <= 1:
                 worker = Worker(self.models, self.options, fingerprints=fingerprints, progress=self.batch.progress)
                 return InlineEngine(worker)
-        self.models.load(self.options.scope)  # a bad checkpoint is one error here, not one per worker
+        _, scene, _ = self.models.load(self.options.scope)  # a bad checkpoint is one error here, not one per worker
+        self.models.load_stills_scene(self.options.scope, scene)
         if self.batch.ray is not None:
             from colorstream.stream.ray_runner import RayEngine
 

@@ -19,6 +19,7 @@ import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
 import cv2
@@ -82,14 +83,18 @@ class Worker:
         if cores:
             options = replace(options, threads=options.threads or max(1, cores // 2))
             cv2.setNumThreads(cores)
-        self.options, self.progress = options, progress
+        self.models, self.options, self.progress = models, options, progress
         self.predictor, self.scene, self.palette = models.load(options.scope)
-        self.stills_scene = models.load_stills_scene(options.scope, self.scene)
         self.keyframes = models.keyframe_paths()
         found = models.fingerprints(options.scope)
         self.mismatch = None if fingerprints in (None, found) else (
             f"this worker's models ({found}) are not the ones the run was planned with ({fingerprints}): every "
             "machine needs the same colorstream and checkpoint files")
+
+    @cached_property
+    def stills_scene(self):
+        """The whole-frame model for images, loaded at the first image: a batch of videos never needs it."""
+        return self.models.load_stills_scene(self.options.scope, self.scene)
 
     def run(self, task: Task) -> dict:
         """The task's report, or {"error": one line} when the input or the output is at fault."""
