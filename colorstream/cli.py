@@ -293,8 +293,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 report[f"faces_{args.split}_generalisation"] = evaluate_generalisation(predictor, faces, args.split,
                                                                                       args.limit)
         if args.pairs:
-            report["pairs_test"] = evaluate_pairs(predictor,
-                                                  data.load_sketch_pairs(Path(args.pairs))["test"][:args.limit])
+            pairs = data.load_sketch_pairs(Path(args.pairs))  # the train split's photos: more people to tell apart
+            report["pairs_test"] = evaluate_pairs(predictor, pairs["test"][:args.limit],
+                                                  distractors=[pair.photo for pair in pairs["train"]][:args.limit])
     if args.photos:
         report["photos"] = evaluate_photo_folder(args)
     if not report:

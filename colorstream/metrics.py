@@ -88,7 +88,8 @@ def colourfulness(image_bgr: np.ndarray) -> float:
 def rank1_identification(gallery: np.ndarray, probes: np.ndarray, energy: float = 0.95) -> float:
     """Rank-1 rate of a PCA + correlation matcher: probe i should match gallery i best.
 
-    gallery, probes: (n, H, W) gray images. PCA ("eigenfaces") is fitted on
+    gallery: (m, H, W) gray images, m >= n, the ones past n being other
+    people's (distractors); probes: (n, H, W) gray images. PCA ("eigenfaces") is fitted on
     the gallery, keeping the components that explain `energy` of its
     variance; a probe matches the gallery image whose coefficients have the
     highest Pearson correlation with its own.

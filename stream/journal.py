@@ -110,8 +110,11 @@ class Journal:
     def append(self, target: Path, state: str, **fields) -> None:
         record = {"output": self.key(target), "state": state, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                   **fields}
-        os.write(self._fd, (json.dumps(record) + "\n").encode())
-        os.fsync(self._fd)
+        try:
+            os.write(self._fd, (json.dumps(record) + "\n").encode())
+            os.fsync(self._fd)
+        except OSError as error:  # a full disk: the run cannot keep its record, so it stops, saying where
+            raise OutputError(f"{self.path}: cannot write the run's journal ({error.strerror or error})") from None
         self.records[record["output"]] = record
 
     @property

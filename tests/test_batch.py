@@ -180,6 +180,24 @@ def test_one_run_at_a_time_works_in_a_folder_and_resume_needs_one(archive, tiny_
     assert_one_line_error(run("colorize", str(archive / "intro.mp4"), "-o", str(tmp_path / "one.mp4"), "--resume",
                               "--model", str(tiny_checkpoint)), "--resume needs an output folder")
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full, a device every write to fails as a full disk")
+def test_a_journal_that_cannot_be_written_is_an_error_that_names_it(tmp_path):
+    from colorstream.files import OutputError
+    from colorstream.stream.journal import Journal
+
+    journal = Journal(tmp_path)
+    journal.open()
+    os.close(journal._fd)
+    journal._fd = os.open("/dev/full", os.O_WRONLY)  # the disk fills up after the run began
+    try:
+        with pytest.raises(OutputError, match=r"colorstream-journal\.jsonl: cannot write the run's journal "
+                                              r"\(No space left on device\)"):
+            journal.append(tmp_path / "clip.mp4", "started", input="clip.mp4")
+    finally:
+        journal.close()
+    assert journal.last(tmp_path / "clip.mp4") is None  # nothing is taken as recorded that is not on disk
+
+
 
 def test_ray_without_the_extra_says_how_to_install_it(archive, tiny_checkpoint, tmp_path, monkeypatch):
     from colorstream.stream import api, ray_runner

@@ -93,3 +93,12 @@ def test_rank1_identification():
     unrelated = rng.uniform(0, 255, (12, 10, 10))
     assert metrics.rank1_identification(gallery, unrelated) < 0.5
     assert metrics.rank1_identification(gallery[:1], unrelated[:1]) == 1.0  # a gallery of one: no PCA to fit
+
+
+def test_rank1_identification_counts_a_probe_that_best_matches_a_distractor_as_a_miss():
+    rng = np.random.default_rng(4)
+    people = rng.uniform(0, 255, (12, 10, 10))
+    probes = people[:8] + rng.normal(0, 5, (8, 10, 10))  # the first 8 are the probes' true photos
+    assert metrics.rank1_identification(people, probes) == 1.0
+    lookalikes = probes[:3] + rng.normal(0, 1, (3, 10, 10))  # other people, closer to three probes than their own
+    assert metrics.rank1_identification(np.concatenate([people, lookalikes]), probes) == pytest.approx(5 / 8)

@@ -356,10 +356,15 @@ def test_pair_report_has_aligned_identity_and_styles(portrait):
         matrix = cv2.getRotationMatrix2D((128, 128), rng.uniform(-6, 6), rng.uniform(0.9, 1.1))
         photo = cv2.warpAffine(portrait, matrix, (256, 256), borderMode=cv2.BORDER_REFLECT)
         pairs.append(data.SketchPair(f"p{index}", imageops_gray(photo), photo, style=index % 2))
-    report = evaluate_pairs(load("sketch", "cpu"), pairs)
+    strangers = [cv2.flip(pair.photo, 0) for pair in pairs[:4]]  # upside down: nobody's face
+    report = evaluate_pairs(load("sketch", "cpu"), pairs, distractors=strangers)
     assert report["n"] == 6 and set(report["by_style"]) == {"0", "1"} and report["by_style"]["1"]["n"] == 3
     assert report["rank1_sketch_aligned"] == 1.0  # the 'sketch' is the photo's own gray: its face matches itself
     assert 0.0 <= report["rank1_output_aligned"] <= 1.0 and 0 < report["ssim_output"] < 1
+    assert report["gallery_with_distractors"] == 10
+    assert report["rank1_sketch_aligned_with_distractors"] == 1.0  # still itself, among more photos
+    assert report["rank1_sketch_with_distractors"] == 1.0 and 0.0 <= report["rank1_output_with_distractors"] <= 1.0
+    assert "gallery_with_distractors" not in report["by_style"]["0"]  # styles keep their own galleries
 
 
 def imageops_gray(image: np.ndarray) -> np.ndarray:

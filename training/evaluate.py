@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -207,26 +207,32 @@ def calibrate_saturations(predictor: Predictor, crops: np.ndarray,
     return {objective: calibrate_saturation(predictor, crops, objective=objective) for objective in objectives}
 
 
-def evaluate_pairs(predictor: Predictor, pairs: list[SketchPair], size: int = PROTOCOL_SIZE) -> dict:
+def photo_face_box(photo: np.ndarray) -> imageops.Box:
+    """The Haar box of a pair's photo, or its centred square where Haar finds none."""
+    height, width = photo.shape[:2]
+    side = min(height, width)
+    return (imageops.largest_face(photo, min_face=side // 5)
+            or imageops.Box((width - side) / 2.0, (height - side) / 2.0, side, side))
+
+
+def evaluate_pairs(predictor: Predictor, pairs: list[SketchPair], size: int = PROTOCOL_SIZE,
+                   distractors: Sequence[np.ndarray] = ()) -> dict:
     """Sketch vs output, each against the true photo, on real hand-drawn pairs.
 
     Rank-1 is reported twice: on the whole images at size x size, and on
     aligned gray face crops (the Haar box found in the photo, applied to the
     pixel-aligned sketch and output alike), where only the face can decide.
     Pairs with a drawing style are also scored per style, each style's photos
-    its own gallery.
+    its own gallery. `distractors`, photos of other people, are scored once
+    more in a gallery grown by them (`rank1_*_with_distractors`): rank-1 falls
+    as a gallery grows, and a held-out split is smaller than an outside one.
     """
     outputs = predictor.invert([pair.sketch for pair in pairs])
 
     def small(image: np.ndarray) -> np.ndarray:
         return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
 
-    boxes = []
-    for pair in pairs:
-        height, width = pair.photo.shape[:2]
-        face = imageops.largest_face(pair.photo, min_face=min(height, width) // 5)
-        side = min(height, width)
-        boxes.append(face or imageops.Box((width - side) / 2.0, (height - side) / 2.0, side, side))
+    boxes = [photo_face_box(pair.photo) for pair in pairs]
     photos = [small(pair.photo) for pair in pairs]
     sketches = [cv2.cvtColor(small(pair.sketch), cv2.COLOR_GRAY2BGR) for pair in pairs]
     outs = [small(output) for output in outputs]
@@ -250,6 +256,17 @@ def evaluate_pairs(predictor: Predictor, pairs: list[SketchPair], size: int = PR
         }
 
     report = scores(np.arange(len(pairs)))
+    if len(distractors):  # probe i still belongs to gallery image i; the distractors follow the true photos
+        whole = np.concatenate([gray(photos), gray([small(photo) for photo in distractors])])
+        faces = np.concatenate([aligned["photo"],
+                                np.stack([aligned_face(photo, photo_face_box(photo)) for photo in distractors])])
+        report.update({
+            "gallery_with_distractors": len(whole),
+            "rank1_sketch_with_distractors": metrics.rank1_identification(whole, gray(sketches)),
+            "rank1_output_with_distractors": metrics.rank1_identification(whole, gray(outs)),
+            "rank1_sketch_aligned_with_distractors": metrics.rank1_identification(faces, aligned["sketch"]),
+            "rank1_output_aligned_with_distractors": metrics.rank1_identification(faces, aligned["output"]),
+        })
     styles = np.array([pair.style for pair in pairs])
     for style in sorted(set(styles[styles >= 0])):
         report.setdefault("by_style", {})[str(style)] = scores(np.flatnonzero(styles == style))
