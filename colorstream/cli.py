@@ -288,6 +288,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             predictor.saturation_gain = args.saturation
         if args.faces:
             faces = data.load_faces(Path(args.faces), predictor.crop_margin, Path(args.cache_dir))
+            if args.split == "all":
+                faces = data.with_all_split(faces)
+            if not len(faces.crops[args.split]):
+                found = faces.n_images - faces.n_no_face
+                raise UserError(f"{args.faces}: no face to score in its {args.split} split (Haar finds one in {found} "
+                                f"of its {faces.n_images} images{'; --split all scores them all' if found else ''})")
             report["faces_" + args.split] = evaluate_faces(predictor, faces.crops[args.split][:args.limit])
             if predictor.input_kind != "gray":  # sketches of other recipes, and each collection on its own
                 report[f"faces_{args.split}_generalisation"] = evaluate_generalisation(predictor, faces, args.split,
@@ -792,7 +798,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_argument(p, None, "; --record needs a checkpoint file of your own",
                        "sketch, or video for --photos")
     p.add_argument("--faces", help="folder of face photos; its test split is scored")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--split", default="test", choices=["train", "val", "test", "all"],
+                   help="the split of --faces to score; all: every face, for a folder from a source training "
+                        "never saw")
     p.add_argument("--pairs", help="folder of real sketch/photo pairs; its held-out part is scored")
     p.add_argument("--photos", help="folder of colour photos: each is made gray, colorized as `colorize` does, and "
                                     "scored against itself")

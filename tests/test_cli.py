@@ -120,6 +120,11 @@ def test_train_and_evaluate_reject_missing_folders(tmp_path):
     assert_one_line_error(run("train", str(tmp_path), "--holdout-style", "0", "--out", str(tmp_path / "m.pt")),
                           "needs real pairs")
     assert_one_line_error(run("evaluate", "--faces", str(tmp_path / "none")), "no such directory")
+    blank = tmp_path / "blank"
+    blank.mkdir()
+    cv2.imwrite(str(blank / "wall.png"), np.full((80, 80, 3), 128, np.uint8))
+    assert_one_line_error(run("evaluate", "--faces", str(blank), "--split", "all", "--cache-dir", str(tmp_path)),
+                          "no face to score in its all split (Haar finds one in 0 of its 1 images)")
 
 
 @pytest.mark.parametrize("name, input_kind, metrics", [("sketch", "pencil", {"faces_test", "pairs_test"}),

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from colorstream import metrics
 from colorstream.model import checkpoint
 from colorstream.model.net import ModelConfig
 from colorstream.model.net import build as build_unet
@@ -55,6 +56,24 @@ def test_load_faces_counts_faceless_images_and_caches(face_folder, tmp_path):
     again = data.load_faces(face_folder, margin=1.4, cache_dir=tmp_path, workers=1)
     assert np.array_equal(again.crops["val"], faces.crops["val"]) and len(list(tmp_path.glob("*.npz"))) == 1
     assert np.array_equal(again.sources["train"], faces.sources["train"])
+    every = data.with_all_split(faces)  # a folder from another source is scored whole
+    assert len(every.crops["all"]) == 101 - faces.n_no_face == len(every.sources["all"])
+    assert np.array_equal(every.crops["test"], faces.crops["test"])
+
+
+def test_tone_matching_takes_away_exposure_and_contrast_and_keeps_chroma(portrait):
+    from colorstream.training.evaluate import tone_matched
+
+    truth = portrait[64:192, 64:192]
+    ycrcb = cv2.cvtColor(truth, cv2.COLOR_BGR2YCrCb).astype(np.float32)
+    ycrcb[..., 0] = ycrcb[..., 0] * 0.6 + 20  # darker and flatter, as another camera would give it
+    dull = cv2.cvtColor(np.clip(ycrcb, 0, 255).astype(np.uint8), cv2.COLOR_YCrCb2BGR)
+    assert metrics.psnr(dull, truth) < 22 and metrics.psnr(tone_matched(dull, truth), truth) > 38
+    recoloured = dull.copy()
+    recoloured[..., 2] = np.clip(recoloured[..., 2].astype(int) + 40, 0, 255)  # redder
+    chroma = lambda image: cv2.cvtColor(image, cv2.COLOR_BGR2YCrCb)[..., 1:].astype(float)  # noqa: E731
+    matched = chroma(tone_matched(recoloured, truth))
+    assert np.abs(matched - chroma(recoloured)).mean() < 3 < np.abs(matched - chroma(truth)).mean()  # the output's
 
 
 def test_sampler_yields_aligned_batches(face_folder, tmp_path):

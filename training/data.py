@@ -120,6 +120,13 @@ def load_faces(folder: Path, margin: float, cache_dir: Path | None = None, worke
     return FaceSet(crops, sources, print_id, len(paths), n_no_face)
 
 
+def with_all_split(faces: FaceSet) -> FaceSet:
+    """The same faces with one more split, "all", holding every face: a folder from another source is
+    held out whole, so `evaluate --split all` scores all of it."""
+    return replace(faces, crops={**faces.crops, "all": np.concatenate([faces.crops[split] for split in SPLITS])},
+                   sources={**faces.sources, "all": np.concatenate([faces.sources[split] for split in SPLITS])})
+
+
 def without_sources(faces: FaceSet, names: tuple[str, ...]) -> dict[str, np.ndarray]:
     """Each split's crops less those of the named collections: a whole source held out of training."""
     known = set(np.concatenate(list(faces.sources.values())).tolist())

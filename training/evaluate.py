@@ -88,8 +88,21 @@ def haar_box(view: np.ndarray, size: int = PROTOCOL_SIZE) -> np.ndarray:
     return view[inset:inset + size, inset:inset + size]
 
 
+def tone_matched(output: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """The output with its luma's mean and spread set to the truth's, its chroma kept: what a sketch cannot
+    carry. A colour-dodge sketch is a ratio of the photo to its blur, so a photo's exposure leaves no trace in
+    it, and tone normalisation takes away how dark its strokes are; how bright and how contrasty the face is
+    must be guessed."""
+    ycrcb = cv2.cvtColor(output, cv2.COLOR_BGR2YCrCb).astype(np.float32)
+    luma, target = ycrcb[..., 0], cv2.cvtColor(truth, cv2.COLOR_BGR2YCrCb)[..., 0].astype(np.float32)
+    ycrcb[..., 0] = (luma - luma.mean()) * (target.std() / max(float(luma.std()), 1e-3)) + target.mean()
+    return cv2.cvtColor(np.clip(ycrcb + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_YCrCb2BGR)
+
+
 def view_scores(truths: list[np.ndarray], outputs: list[np.ndarray],
                 size: int = PROTOCOL_SIZE) -> dict[str, np.ndarray]:
+    """Per view, in two regions (`face_scores`); on the face box also PSNR and SSIM once the output's tone
+    is matched to the truth's (`tone_matched`): the part of the error that no sketch can tell."""
     regions = {
         "face": lambda image: haar_box(image, size),
         "crop": lambda image: cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA),
@@ -99,6 +112,10 @@ def view_scores(truths: list[np.ndarray], outputs: list[np.ndarray],
         outs, refs = [region(o) for o in outputs], [region(t) for t in truths]
         rows[f"{name}_psnr"] = np.array([metrics.psnr(o, t) for o, t in zip(outs, refs)])
         rows[f"{name}_ssim"] = np.array([metrics.ssim(o, t) for o, t in zip(outs, refs)])
+        if name == "face":
+            matched = [tone_matched(o, t) for o, t in zip(outs, refs)]
+            rows["face_psnr_tone_matched"] = np.array([metrics.psnr(o, t) for o, t in zip(matched, refs)])
+            rows["face_ssim_tone_matched"] = np.array([metrics.ssim(o, t) for o, t in zip(matched, refs)])
         rows[f"{name}_ab_error"] = np.array([metrics.ab_error(o, t) for o, t in zip(outs, refs)])
         rows[f"{name}_colourfulness_output"] = np.array([metrics.colourfulness(o) for o in outs])
         rows[f"{name}_colourfulness_truth"] = np.array([metrics.colourfulness(t) for t in refs])
@@ -118,7 +135,8 @@ def evaluate_faces(predictor: Predictor, crops: np.ndarray, size: int = PROTOCOL
     return mean_scores(face_scores(predictor, crops, size, margin, sketch))
 
 
-FACE_SCORES = ("face_psnr", "face_ssim", "face_ab_error", "face_colourfulness_output", "face_colourfulness_truth")
+FACE_SCORES = ("face_psnr", "face_ssim", "face_ab_error", "face_colourfulness_output", "face_colourfulness_truth",
+               "face_psnr_tone_matched", "face_ssim_tone_matched")
 
 
 def held_out(metadata: dict) -> dict[str, list]:
