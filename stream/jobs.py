@@ -39,7 +39,7 @@ class Options:
     detect_every: int = 3
     detect_side: int = 480  # full-frame scans run on the frame downscaled to this longer side
     min_face: int = 40
-    reach: float = 1.3  # face square fed to the model and coloured, relative to the checkpoint's crop; README
+    reach: float = 1.3  # face square fed to the model and coloured, relative to the checkpoint's crop; docs/HISTORY.md
     batch_frames: int = 8  # frames per inference batch in file mode
     codec: str = "libx264"
     crf: int = 18

@@ -113,7 +113,7 @@ class FlowSmoothing:
     also spares it the models, `keyframes.models_needed`) is left as it is:
     that colour is read from the keyframe through a map chained along the
     flow, steady by construction, and blending it with its own past moved
-    along another flow cost more than it steadied (README, Speed). It still
+    along another flow cost more than it steadied (docs/HISTORY.md, Keyframes). It still
     becomes the history the next frame is blended with.
 
     It works on the output's own (Cb, Cr) planes (video range, around 128):

@@ -180,7 +180,7 @@ def test_one_run_at_a_time_works_in_a_folder_and_resume_needs_one(archive, tiny_
     assert_one_line_error(run("colorize", str(archive / "intro.mp4"), "-o", str(tmp_path / "one.mp4"), "--resume",
                               "--model", str(tiny_checkpoint)), "--resume needs an output folder")
 
-@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full, a device every write to fails as a full disk")
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full, which fails writes as a full disk")
 def test_a_journal_that_cannot_be_written_is_an_error_that_names_it(tmp_path):
     from colorstream.files import OutputError
     from colorstream.stream.journal import Journal

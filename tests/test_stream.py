@@ -300,7 +300,7 @@ def test_reach_widens_the_coloured_square_around_the_same_face(portrait):
         assert len(frame.faces) == 1
         squares[reach] = frame.faces[0].box
     narrow, wide = squares.values()
-    assert Options().reach == 1.3  # the default chosen on the colour clips (README)
+    assert Options().reach == 1.3  # the default chosen on the colour clips (docs/HISTORY.md)
     assert wide.w == pytest.approx(1.3 * narrow.w)
     assert wide.center == pytest.approx(narrow.center)
 
