@@ -161,6 +161,11 @@ def check_reports(paths: list[str | None], taken: list[Path]) -> None:
         check_report_path(report, taken + reports[:index])
 
 
+def folder_files(*folders: str | None) -> list[Path]:
+    """Every file under the given data folders: a run's inputs, which none of its outputs may replace."""
+    return [path for folder in folders if folder for path in Path(folder).rglob("*") if path.is_file()]
+
+
 def user_checkpoint(model: str | None, action: str) -> Path:
     """A checkpoint file named by the user that this command may rewrite: never a bundled model."""
     from colorstream.model.inference import BUNDLED
@@ -238,6 +243,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise UserError(f"{folder}: no such directory")
     out = Path(args.out)
     refuse_package_path(out)
+    init = checkpoint_file(args.init) if args.init else None
+    refuse_inputs([out], folder_files(args.faces, args.pairs, args.scenes) + ([init] if init else []))
     if not args.resume:
         refuse_existing(out, args.overwrite)
     ensure_writable_dir(out.parent)
@@ -252,7 +259,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                          batch_size=args.batch_size, steps=args.steps, lr=args.lr, schedule=args.schedule,
                          loss=args.loss, edge_weight=args.edge_weight,
                          adversarial_weight=args.adversarial_weight,
-                         init=str(checkpoint_file(args.init)) if args.init else None, eval_every=args.eval_every,
+                         init=str(init) if init else None, eval_every=args.eval_every,
                          eval_images=args.eval_images, seed=args.seed,
                          device=args.device, threads=args.threads, cache_dir=args.cache_dir, limit=args.limit,
                          calibrate=not args.no_calibrate)
@@ -273,7 +280,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for folder in filter(None, (args.faces, args.pairs, args.photos)):
         if not Path(folder).is_dir():
             raise UserError(f"{folder}: no such directory")
-    check_reports([args.stats_json], [path])
+    check_reports([args.stats_json], [path, *folder_files(args.faces, args.pairs, args.photos)])
     report: dict = {}
     if args.faces or args.pairs:
         predictor = load(path, args.device)

@@ -92,14 +92,33 @@ def ensure_writable_dir(folder: Path) -> None:
 
 
 def check_report_path(path: Path, taken: list[Path]) -> None:
-    """A report (JSON, Markdown, PNG) must be writable, and must not be an input or another output."""
+    """A report (JSON, Markdown) must be writable, and must not be an input or another output. It replaces an
+    earlier report, but never a file of another kind that it was named over by mistake (a clip, a photo)."""
     refuse_package_path(path)
     if path.is_dir():
         raise OutputError(f"{path}: is a directory, not a file name")
     refuse_inputs([path], taken)
     if not path.parent.is_dir():
         raise OutputError(f"{path}: its folder {path.parent} does not exist")
+    if path.is_file() and not _is_text(path):
+        raise OutputError(f"{path}: already exists and is not a text report; not replaced (choose another name)")
     ensure_writable_dir(path.parent)
+
+
+def _is_text(path: Path, probe: int = 65536) -> bool:
+    """Whether a file starts as UTF-8 text without NUL bytes, as reports do and media and checkpoints do not."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(probe)
+    except OSError:
+        return True  # not readable: the write itself will say what is wrong
+    if b"\0" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return len(head) == probe and error.start >= probe - 3  # a character cut by the probe's end
+    return True
 
 
 def temporary_sibling(path: Path) -> Path:

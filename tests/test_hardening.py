@@ -79,6 +79,36 @@ def test_a_report_may_not_name_an_input_or_the_output(tmp_path, clip, tiny_check
     assert digest(clip) == before and not out.exists()
 
 
+def data_folder(folder: Path, photo: str, image: np.ndarray, keep: Path) -> tuple[Path, dict[Path, bytes]]:
+    """A data folder of one photo, and the bytes of that photo and of `keep`, to check that neither changes."""
+    folder.mkdir()
+    cv2.imwrite(str(folder / photo), image)
+    return folder / photo, {path: digest(path) for path in (folder / photo, keep)}
+
+
+def test_a_report_replaces_an_earlier_report_but_not_a_clip_or_a_photo_of_the_scored_folder(tmp_path, clip,
+                                                                                         tiny_checkpoint, portrait):
+    photo, originals = data_folder(tmp_path / "photos", "street.png", portrait, clip)
+    scoring = ["evaluate", "--photos", str(photo.parent), "--model", str(tiny_checkpoint), "--scope", "faces"]
+    assert_one_line_error(run(*scoring, "--stats-json", str(photo)), "refusing to overwrite an input")
+    assert_one_line_error(run(*scoring, "--stats-json", str(clip)), "is not a text report; not replaced")
+    assert {path: digest(path) for path in originals} == originals
+    report = tmp_path / "scores.json"
+    report.write_text('{"an earlier": "run"}\n')
+    assert run(*scoring, "--stats-json", str(report)).returncode == 0
+    assert json.loads(report.read_text())["photos"]["n"] == 1
+
+
+def test_train_never_writes_over_its_data_or_its_starting_weights(tmp_path, tiny_checkpoint, portrait):
+    start = tmp_path / "start.pt"
+    shutil.copy(tiny_checkpoint, start)
+    photo, originals = data_folder(tmp_path / "faces", "celeba_1_000001.jpg", portrait, start)
+    for out, more in ((photo, []), (start, ["--init", str(start)])):
+        assert_one_line_error(run("train", str(photo.parent), "--out", str(out), "--overwrite", "--steps", "1", *more),
+                              "refusing to overwrite an input")
+    assert {path: digest(path) for path in originals} == originals
+
+
 def test_finished_outputs_are_replaced_only_with_overwrite(tmp_path, tiny_checkpoint):
     out = tmp_path / "out"
     args = ["invert", str(SAMPLES / "astronaut_line.png"), "-o", str(out), "--model", str(tiny_checkpoint)]
