@@ -113,8 +113,12 @@ def keyframe_paths(pairs: list[str], folder: Path | None) -> dict[int, Path]:
         if not folder.is_dir():
             raise KeyframeError(f"--keyframes {folder}: no such directory")
         for path in sorted(folder.iterdir()):
-            if path.suffix.lower() in imageops.IMAGE_SUFFIXES and path.stem.isdigit():
-                add(int(path.stem), path, f"--keyframes {folder}")
+            if path.suffix.lower() not in imageops.IMAGE_SUFFIXES or path.name.startswith("."):
+                continue  # notes, a viewer's thumbnails: not keyframes
+            if not path.stem.isdigit():  # meant as a keyframe, most likely: silence would lose its colour
+                raise KeyframeError(f"--keyframes {folder}: {path.name} is not named <frame index>{path.suffix}; "
+                                    "rename it to the index of its frame, or move it out of the folder")
+            add(int(path.stem), path, f"--keyframes {folder}")
         if not any(path.stem.isdigit() for path in folder.iterdir()):
             raise KeyframeError(f"--keyframes {folder}: no images named <frame index>.png in it")
     return found

@@ -291,7 +291,11 @@ def test_keyframe_arguments_are_checked(tmp_path, shots):
     with pytest.raises(KeyframeError, match="no images named"):
         keyframe_paths([], folder)
     cv2.imwrite(str(folder / "12.png"), frames[12])
+    (folder / "notes.txt").write_text("the dress is red")  # not an image: left alone
     assert keyframe_paths([f"0={keyframe}"], folder) == {0: keyframe, 12: folder / "12.png"}
+    cv2.imwrite(str(folder / "frame_40.png"), frames[12])  # an archivist's keyframe, misnamed
+    with pytest.raises(KeyframeError, match="frame_40.png is not named <frame index>.png"):
+        keyframe_paths([], folder)
     with pytest.raises(KeyframeError, match="the frames are 128x96"):
         keyframe_chroma(np.zeros((100, 100, 3), np.uint8), 96, 128, (64, 48))
     assert keyframe_chroma(cv2.resize(frames[0], (256, 192)), 96, 128, (64, 48)).shape == (48, 64, 2)
