@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import NoReturn
 
-from colorstream.files import (OutputError, check_report_path, ensure_writable_dir, inside_package,
+from colorstream.files import (OutputError, check_report_path, ensure_writable_dir, held_folder, inside_package,
                                refuse_existing, refuse_inputs, refuse_package_path, write_bytes_atomic,
                                write_image_atomic)
 
@@ -233,7 +233,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from colorstream.model.inference import checkpoint_file
     from colorstream.model.net import ModelConfig
     from colorstream.training.data import AugmentConfig
-    from colorstream.training.train import TrainConfig, command_line, train
+    from colorstream.training.train import TrainConfig, command_line, log_dir_of, train
 
     scene = args.task == "scene"
     model = ModelConfig(arch=args.arch or ("scene" if scene else "unet"), base_channels=args.base_channels,
@@ -263,7 +263,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                          eval_images=args.eval_images, seed=args.seed,
                          device=args.device, threads=args.threads, cache_dir=args.cache_dir, limit=args.limit,
                          calibrate=not args.no_calibrate)
-    metadata = train(config, resume=args.resume, command=command_line())
+    logs = log_dir_of(out)
+    with held_folder(logs, f"{out}: another colorstream train is writing it (its {logs.name} folder is held); "
+                           "wait for it, or choose another --out"):
+        metadata = train(config, resume=args.resume, command=command_line())
     print(json.dumps(metadata["metrics"], indent=2))
     print(args.out)
     return 0

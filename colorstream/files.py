@@ -14,12 +14,15 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import re
 import shutil
 import tempfile
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -119,6 +122,28 @@ def _is_text(path: Path, probe: int = 65536) -> bool:
     except UnicodeDecodeError as error:
         return len(head) == probe and error.start >= probe - 3  # a character cut by the probe's end
     return True
+
+
+@contextmanager
+def held_folder(folder: Path, busy: str) -> Iterator[None]:
+    """Make `folder` if needed and hold it for the block, so that a second run which needs it stops at once
+    with `busy` instead of writing into the same files; a folder made here and left empty is removed."""
+    made = not folder.exists()
+    ensure_writable_dir(folder)
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutputError(busy) from None
+        yield
+    finally:
+        os.close(handle)  # which releases the lock
+        if made:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty: the run's own output
+                pass
 
 
 def temporary_sibling(path: Path) -> Path:

@@ -399,6 +399,18 @@ def test_a_failed_training_run_leaves_no_empty_log_folder(tmp_path):
     assert not (tmp_path / "runs" / "m_logs").exists() and not (tmp_path / "runs" / "m.pt").exists()
 
 
+def test_a_second_training_run_to_the_same_output_is_refused_while_the_first_runs(tmp_path):
+    from colorstream.files import held_folder
+
+    faces, out = tmp_path / "faces", tmp_path / "runs" / "m.pt"
+    faces.mkdir()
+    with held_folder(out.with_name("m_logs"), "held"):  # the first run, training
+        result = run("train", str(faces), "--out", str(out), "--cache-dir", str(tmp_path / "c"))
+        assert_one_line_error(result, "another colorstream train is writing it (its m_logs folder is held)")
+        assert out.with_name("m_logs").is_dir()  # the first run's folder, untouched
+    assert not out.with_name("m_logs").exists() and not out.exists()  # made by the first run, left empty, removed
+
+
 def test_full_disk_mid_write_is_one_line_and_leaves_nothing(tmp_path, portrait, tiny_checkpoint):
     import resource
 

@@ -254,6 +254,11 @@ class SceneTask:
         return report
 
 
+def log_dir_of(out: Path) -> Path:
+    """Where a run writing `out` keeps its logs, curves and samples."""
+    return out.with_name(out.stem + "_logs")
+
+
 def train(config: TrainConfig, resume: bool = False, command: str | None = None) -> dict:
     """Train a model, writing `config.out` (final), `<out>.resume.pt` (periodic) and `<out stem>_logs/`."""
     torch.manual_seed(config.seed)
@@ -262,7 +267,7 @@ def train(config: TrainConfig, resume: bool = False, command: str | None = None)
     device = pick_device(config.device)
     out = Path(config.out)
     resume_path = out.with_name(out.stem + ".resume.pt")
-    log_dir = out.with_name(out.stem + "_logs")
+    log_dir = log_dir_of(out)
     if resume and not resume_path.exists():
         raise ValueError(f"{resume_path}: nothing to resume from")
     payload = checkpoint.read(resume_path) if resume else None
@@ -325,7 +330,7 @@ def train(config: TrainConfig, resume: bool = False, command: str | None = None)
 
     def snapshot(step: int, seconds: float, final: bool) -> None:
         metadata["training"].update(steps=step, seconds=round(seconds, 1))
-        log_dir.mkdir(parents=True, exist_ok=True)  # made only when there is something to put in it
+        log_dir.mkdir(parents=True, exist_ok=True)  # `colorstream train` holds it from the start (one run at a time)
         val = task.validate(net, metadata, device, final, log_dir / "samples.png")
         net.train()
         metadata["metrics"] = {"val_" + k: v for k, v in val.items()}
