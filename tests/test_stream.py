@@ -21,7 +21,7 @@ from colorstream.stream.pipeline import END, FrameQueue, Pipeline, PipelineError
 from colorstream.stream.stages import Composite, Detect, Smooth
 from colorstream.stream import tracking
 from colorstream.stream.tracking import FaceTracker, OneEuroFilter, SceneCutDetector
-from colorstream.stream.video_io import MediaError
+from colorstream.stream.video_io import MediaError, VideoWriter
 
 
 # --- queues and the pipeline -------------------------------------------------
@@ -431,6 +431,19 @@ def test_colorize_passes_the_luma_plane_through_bit_for_bit(tmp_path, portrait, 
     assert max(np.abs(o.astype(int) - o.mean(axis=2, keepdims=True)).max() for o in out_frames) > 5  # has colour
     # ... yet losslessly encoded (crf 0), its luminance is the source's own, bit for bit
     assert all(np.array_equal(a, b) for a, b in zip(_y_planes(source), _y_planes(tmp_path / "out.mp4")))
+
+
+@pytest.mark.parametrize("size, preset, search", [((256, 192), "veryfast", b"subme=4 "), ((844, 844), "veryfast", b"subme=4 "),
+                                                 ((1280, 720), "veryfast", b"subme=2 "), ((256, 192), "medium", b"subme=7 ")])
+def test_frames_up_to_1024x768_get_a_finer_motion_search_at_the_default_preset(tmp_path, size, preset, search):
+    """veryfast's one-pass motion refinement makes a slow pan's re-encoded luma shimmer; where there is time
+    for it, subme 4 is used. Another preset keeps its own, and a 720p film keeps veryfast's speed."""
+    width, height = size
+    path = tmp_path / "out.mp4"
+    with VideoWriter(path, width, height, Fraction(25), Fraction(1, 25), preset=preset) as writer:
+        for index in range(2):
+            writer.write(np.full((height, width), 60 + index, np.uint8), None, index)
+    assert search in path.read_bytes()  # x264 writes its settings into the stream
 
 
 def test_colorize_keeps_rotation_metadata(tmp_path, portrait, predictor):
