@@ -33,7 +33,8 @@ import torch
 
 from colorstream.model.inference import Predictor
 from colorstream.stream.jobs import Options, use_threads
-from colorstream.stream.video_io import OUTPUT_CONTAINERS, MediaError, VideoReader
+from colorstream.stream.video_io import (OUTPUT_CONTAINERS, REFINED_MOTION_PIXELS, MediaError, VideoReader,
+                                         encoder_options)
 
 REFERENCE_PRESET = "medium"  # libx264's default: the reference the issue compares against
 
@@ -208,6 +209,8 @@ def run(clips: list[Path], live: Path | None, options: Options, config: BenchCon
 
 def markdown(results: dict) -> str:
     m, o = results["machine"], results["options"]
+    extra = encoder_options(o["codec"], o["crf"], o["preset"], 1, 1).get("x264-params")  # what small frames add
+    refined = f" (with {extra} on frames of up to {REFINED_MOTION_PIXELS:,} pixels)" if extra else ""
     lines = [
         "# Benchmarks", "",
         "Made by the command below; every figure is the median of "
@@ -217,8 +220,8 @@ def markdown(results: dict) -> str:
         f"- Inference threads: {m['torch_threads']} (torch), as inside the pipeline.",
         f"- Versions: Python {m['python']}, torch {m['torch']}, PyAV {m['pyav']} (libavcodec {m['libavcodec']}), "
         f"OpenCV {m['opencv']}, NumPy {m['numpy']}.",
-        f"- Encoder: {o['codec']} crf {o['crf']}, preset {o['preset']} for colorize and the floor; the reference "
-        f"floor uses libx264's default preset, {REFERENCE_PRESET}.", "",
+        f"- Encoder: {o['codec']} crf {o['crf']}, preset {o['preset']}{refined} for colorize and the floor; the "
+        f"reference floor uses libx264's default preset, {REFERENCE_PRESET}.", "",
         "## End to end, file mode", "",
         "| clip | size | frames | floor fps | floor fps (medium) | colorize fps | vs floor | vs medium floor "
         "| real-time factor | peak RSS MiB |",

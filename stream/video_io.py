@@ -32,8 +32,9 @@ VIDEO_SUFFIXES = OUTPUT_CONTAINERS + (".webm", ".mpg", ".mpeg", ".m2v", ".ts", "
 # x264's veryfast preset refines each motion vector in one cheap quarter-pixel pass (subme 2), so on slow
 # motion the luma it re-encodes shimmers from frame to frame, more than the source did (a slow pan's warp
 # error went above the original's). subme 4 (quarter-pixel search scored by SATD) removes that for about half
-# as much encoder time again: affordable up to this frame size on 2 cores, not for a 720p film in real time.
-REFINED_MOTION_PIXELS = 1024 * 768
+# as much encoder time again: affordable up to this frame size on 2 cores; at 844x844 it took a 25 fps clip
+# below real time, and a 720p film has no time to spare.
+REFINED_MOTION_PIXELS = 640 * 480
 TEXT_FORMATS = {"tty"}  # FFmpeg renders any text file as ANSI-art "video"; that is never what a user meant
 
 
