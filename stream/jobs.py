@@ -378,9 +378,10 @@ def run_live(frames: Iterable[Frame], rate: Fraction, predictor: Predictor, opti
                     continue
                 if record is not None and writer is None:  # the first frame tells the size
                     height, width = frame.gray.shape
+                    # encoded in the render thread: the finer motion search would cost every frame latency
                     writer = stack.enter_context(VideoWriter(record, width, height, rate, Fraction(1, 1000),
                                                              options.codec, options.crf, options.preset,
-                                                             overwrite=overwrite))
+                                                             overwrite=overwrite, finer_motion=False))
                 if writer is not None:
                     writer.write(frame.luma, frame.chroma, int(round((frame.captured - started) * 1000)))
                 latencies.append((time.perf_counter() - frame.captured) * 1000.0)

@@ -369,11 +369,14 @@ class OutputFile:
         self.partial.unlink(missing_ok=True)
 
 
-def encoder_options(codec: str, crf: int, preset: str, width: int, height: int) -> dict[str, str]:
+def encoder_options(codec: str, crf: int, preset: str, width: int, height: int,
+                    finer_motion: bool = True) -> dict[str, str]:
     """libx264/libx265 options: the crf and preset asked for; at the default preset, frames of up to
-    REFINED_MOTION_PIXELS also get x264's finer motion search, which keeps slow motion from shimmering."""
+    REFINED_MOTION_PIXELS also get x264's finer motion search, which keeps slow motion from shimmering,
+    unless `finer_motion` is off (a live recording, where the encoder's time is latency)."""
     options = {"crf": str(crf), "preset": preset}
-    if codec == "libx264" and preset == "veryfast" and width * height <= REFINED_MOTION_PIXELS:
+    if (finer_motion and codec == "libx264" and preset == "veryfast"
+            and width * height <= REFINED_MOTION_PIXELS):
         options["x264-params"] = "subme=4"
     return options
 
@@ -383,17 +386,17 @@ class VideoWriter(OutputFile):
 
     def __init__(self, path: Path, width: int, height: int, rate: Fraction, time_base: Fraction,
                  codec: str = "libx264", crf: int = 18, preset: str = "veryfast", rotation: int = 0,
-                 audio_from: Path | None = None, overwrite: bool = True):
+                 audio_from: Path | None = None, overwrite: bool = True, finer_motion: bool = True):
         super().__init__(path, overwrite)
         self.time_base = time_base
         try:
-            self._open(width, height, rate, codec, crf, preset, rotation, audio_from)
+            self._open(width, height, rate, codec, crf, preset, rotation, audio_from, finer_motion)
         except BaseException:  # a bad setting, or an interrupt mid-way: no partial file is left
             self.abort()
             raise
 
     def _open(self, width: int, height: int, rate: Fraction, codec: str, crf: int, preset: str, rotation: int,
-              audio_from: Path | None) -> None:
+              audio_from: Path | None, finer_motion: bool) -> None:
         self._open_container()
         try:
             self.stream = self.container.add_stream(codec, rate=rate)
@@ -410,7 +413,7 @@ class VideoWriter(OutputFile):
         # the encoder works in the input's time base, so every pts survives exactly (variable frame rate too)
         self.stream.time_base = self.stream.codec_context.time_base = self.time_base
         if codec in ("libx264", "libx265"):
-            self.stream.options = encoder_options(codec, crf, preset, width, height)
+            self.stream.options = encoder_options(codec, crf, preset, width, height, finer_motion)
         if rotation:
             self.stream.set_display_rotation(rotation)
         self._carry_audio(audio_from)

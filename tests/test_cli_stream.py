@@ -115,6 +115,7 @@ def test_live_from_a_file_measures_latency_without_a_window(tmp_path, clip, tiny
     assert 0 < report["latency_ms"]["p50"] <= report["latency_ms"]["p95"]
     frames, _, facts = read_video(record)
     assert len(frames) == report["frames"] and (facts["width"], facts["height"]) == (200, 150)
+    assert b"subme=2 " in record.read_bytes()  # the preset's own motion search: a live frame waits for the encoder
     assert "latency p50" in result.stdout
 
 
