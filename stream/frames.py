@@ -41,6 +41,7 @@ class Frame:
     scene_ab: np.ndarray | None = None  # (h, w, 2) float32 Lab a/b of the whole frame, small; None: faces only
     keyframe_chroma: np.ndarray | None = None  # (H', W', 2) float32 Cb, Cr - 128 carried from keyframes, at the
     keyframe_weight: np.ndarray | None = None  # output's chroma plane size; (h, w) float32 its confidence, small
+    keyframe_overlay: bool = False  # the carried colour is only what stayed in place since an earlier shot's keyframe
     faces: list[Face] = field(default_factory=list)
     chroma: tuple[np.ndarray, np.ndarray] | None = None  # output (Cb, Cr), video range; None: neutral gray
 

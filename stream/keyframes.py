@@ -24,6 +24,9 @@ backward through its shot (never across a scene cut):
 - Where two keyframes bracket a frame, their colours are blended by those
   confidences and by the distance in frames (linearly, as a colourist
   interpolates between keyframes).
+- A later shot without a keyframe of its own keeps the last keyframe's colour
+  only where the frame is as it was in the keyframe, at the same place: a
+  channel's logo or a caption that stays through the cut keeps its colour.
 
 The result (chroma, confidence and each pixel's place in the keyframe that
 leads there, per frame, small) goes to a temporary file, not memory, so an
@@ -170,6 +173,7 @@ class CarriedColour:
     shift: np.ndarray  # (h, w, 2) float32 (small pixels) from each pixel to its place in the keyframe that leads there
     later: np.ndarray  # (h, w) bool: the later of the two `sources` leads there (the earlier elsewhere)
     sources: tuple[int, int]  # (earlier, later) keyframe index; the same twice where only one reaches the frame
+    overlay: bool = False  # only what stayed in place since a keyframe of an earlier shot (`_Carried.overlay`)
 
 
 class KeyframeColour:
@@ -189,7 +193,7 @@ class KeyframeColour:
         self._detail_record = plane[0] * plane[1] * 2 * 2  # float16 Cb and Cr
         self._file = tempfile.TemporaryFile(prefix="colorstream-keyframes-")
         self._end = 0
-        self._slots: dict[int, tuple[int, tuple[int, int]]] = {}  # frame index: (offset, sources)
+        self._slots: dict[int, tuple[int, tuple[int, int], bool]] = {}  # frame index: (offset, sources, overlay)
         self._details: dict[int, int] = {}  # keyframe index: offset
         self.frames = 0  # frames in the video, once the pass has seen them all
         self.seconds = 0.0  # the pass's time, once it has ended
@@ -240,7 +244,7 @@ class KeyframeColour:
         record[..., 3] = carried.later
         record[..., 4:] = carried.shift.astype(np.float16).view(np.uint8)
         offset = self._slots.get(index, (None,))[0]
-        self._slots[index] = (self._write(offset, record.tobytes()), carried.sources)
+        self._slots[index] = (self._write(offset, record.tobytes()), carried.sources, carried.overlay)
 
     def get(self, index: int) -> CarriedColour | None:
         """The frame's final carried colour, or None for a frame no keyframe reaches; waits for the pass to make it
@@ -260,10 +264,11 @@ class KeyframeColour:
         """What the pass has written for the frame so far, without waiting: the pass reads its forward colour back."""
         if index not in self._slots:
             return None
-        offset, sources = self._slots[index]
+        offset, sources, overlay = self._slots[index]
         record = np.frombuffer(self._read(offset, self._record), np.uint8).reshape(self.height, self.width, 8)
         return CarriedColour(record[..., :2].view(np.int8).astype(np.float32), record[..., 2].astype(np.float32) / 255.0,
-                             record[..., 4:].copy().view(np.float16).astype(np.float32), record[..., 3] > 0, sources)
+                             record[..., 4:].copy().view(np.float16).astype(np.float32), record[..., 3] > 0, sources,
+                             overlay)
 
     @property
     def error(self) -> BaseException | None:
@@ -461,15 +466,41 @@ class _Carried:
         varied enough for the match to mean something, and it fits better than
         at the chain's place, the pixel has stayed where it was.
         """
+        still, misfit = self._still(soft_gray)
+        kernel = np.ones(STILL_WINDOW[::-1], np.uint8)
+        chain_misfit = cv2.erode(cv2.blur(self._tone_difference(soft_gray, self.where), STILL_WINDOW), kernel)
+        stays = (still > REACQUIRE) & (misfit < chain_misfit)
+        self.where[stays] = temporal.pixel_grid(*soft_gray.shape)[stays]
+        confidence[stays] = np.maximum(confidence[stays], still[stays])
+
+    def _still(self, soft_gray: np.ndarray, strict: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """How surely each pixel is where it was in the keyframe, by its tones there, in [0, 1], and the best misfit
+        (mean tone difference) of the windows that hold it, both (h, w) float32. `strict`: only windows whose tones
+        vary by `STILL_TEXTURE` or more count at all (grain in a dark corner of another shot can match by chance)."""
         kernel = np.ones(STILL_WINDOW[::-1], np.uint8)
         difference = np.abs(soft_gray - self.anchor_gray)
         misfit = cv2.blur(difference, STILL_WINDOW)  # (h, w) per window, centred on each pixel
-        window_still = np.exp(-np.maximum(0.0, misfit - STILL_FREE) / STILL_SCALE) * self.texture
+        texture = (self.texture >= 1.0).astype(np.float32) if strict else self.texture
+        window_still = np.exp(-np.maximum(0.0, misfit - STILL_FREE) / STILL_SCALE) * texture
         still = cv2.dilate(window_still, kernel) * _agreement(difference)  # the best window that holds the pixel
-        chain_misfit = cv2.erode(cv2.blur(self._tone_difference(soft_gray, self.where), STILL_WINDOW), kernel)
-        stays = (still > REACQUIRE) & (cv2.erode(misfit, kernel) < chain_misfit)
-        self.where[stays] = temporal.pixel_grid(*soft_gray.shape)[stays]
-        confidence[stays] = np.maximum(confidence[stays], still[stays])
+        return still, cv2.erode(misfit, kernel)
+
+    def overlay(self, gray: np.ndarray, source: int) -> CarriedColour | None:
+        """A frame of a later shot: the keyframe's colour only where the frame has not changed since it, or None.
+
+        What stays in place across a cut is laid over the picture: a
+        channel's logo, a caption, a frame's border (or a shot seen again from
+        the same place). Its colour is the keyframe's, as in the keyframe's
+        own shot; without it, the logo would change colour at every cut. The
+        flow has no part here, so the state's chain is left as it is.
+        """
+        still = self._still(_soft(gray), strict=True)[0]
+        if not (still > REACQUIRE).any():
+            return None
+        height, width = gray.shape
+        return CarriedColour(self.anchor.copy(), np.where(still > REACQUIRE, still, 0.0).astype(np.float32),
+                             np.zeros((height, width, 2), np.float32), np.zeros((height, width), bool),
+                             (source, source), overlay=True)
 
     def _sample(self, image: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
         """`image` (keyframe coordinates) read at each current pixel's place in the keyframe."""
@@ -528,6 +559,7 @@ def _carry(frames: Iterator[Frame], size: tuple[int, int], anchors: dict[int, np
     last_keyframe = max(anchors)
     forward: _Carried | None = None
     source = -1  # the keyframe `forward` comes from
+    overlaid: _Carried | None = None  # after a cut: the last keyframe, for what stays in place (`_Carried.overlay`)
     before: np.ndarray | None = None  # the last frame, shrunk
     waiting: list[tuple[int, np.ndarray, int | None]] = []  # (index, shrunk gray, forward age): a later keyframe
     # of the shot may still reach these
@@ -535,7 +567,8 @@ def _carry(frames: Iterator[Frame], size: tuple[int, int], anchors: dict[int, np
         if stop.is_set():
             return
         gray = imageops.shrink(frame.gray, size)
-        if cuts(frame.gray):  # no colour crosses a cut
+        if cuts(frame.gray):  # no colour crosses a cut, but for what stays in place (a logo)
+            overlaid = forward or overlaid
             forward, waiting = None, []
         if frame.index in anchors:
             backward, after = _Carried.start(anchors[frame.index], gray), gray
@@ -550,6 +583,8 @@ def _carry(frames: Iterator[Frame], size: tuple[int, int], anchors: dict[int, np
             forward.step(gray, before)
         if forward is not None:
             store.put(frame.index, forward.colour(source))
+        elif overlaid is not None and (colour := overlaid.overlay(gray, source)) is not None:
+            store.put(frame.index, colour)
         if frame.index < last_keyframe and frame.index not in anchors:
             waiting.append((frame.index, gray, forward.age if forward is not None else None))
         before = gray
@@ -616,8 +651,11 @@ class KeyframeStage:
             carried = self.colour.get(frame.index)
             if carried is not None:
                 frame.keyframe_chroma = self._sharp(carried)
-                # pulled in from where the flow gave up, then softened: it reaches 0 there without a step
-                frame.keyframe_weight = cv2.GaussianBlur(cv2.erode(carried.weight, _EDGE_KERNEL), (0, 0), EDGE_BLUR)
+                # pulled in from where the flow gave up, then softened: it reaches 0 there without a step (a logo
+                # across a cut is held where it matches, with no flow to give up: only softened)
+                held = carried.weight if carried.overlay else cv2.erode(carried.weight, _EDGE_KERNEL)
+                frame.keyframe_weight = cv2.GaussianBlur(held, (0, 0), EDGE_BLUR)
+                frame.keyframe_overlay = carried.overlay
         return frames
 
     def _sharp(self, carried: CarriedColour) -> np.ndarray:

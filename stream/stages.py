@@ -296,7 +296,9 @@ class Composite:
         if frame.keyframe_chroma is not None:  # the archivist's colour, wherever the flow could carry it
             keyframe = frame.keyframe_chroma + 128.0  # made at the plane's size (`KeyframeStage`)
             trust = cv2.resize(frame.keyframe_weight, size, interpolation=cv2.INTER_LINEAR)
-            model = keyframes.corrected_model(np.dstack([cb_roi, cr_roi]), keyframe, frame.keyframe_weight)
+            model = np.dstack([cb_roi, cr_roi]).astype(np.float32)
+            if not frame.keyframe_overlay:  # a logo's colour says nothing of the models' miss around it
+                model = keyframes.corrected_model(model, keyframe, frame.keyframe_weight)
             cb_roi, cr_roi = (np.clip(trust * keyframe[:, :, i] + (1.0 - trust) * model[:, :, i] + 0.5, 0, 255)
                               .astype(np.uint8) for i in range(2))
         if whole:

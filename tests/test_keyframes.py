@@ -234,6 +234,63 @@ def test_a_small_still_logo_over_a_pan_keeps_its_keyframe_colour(tmp_path, monke
     assert dragged_error > 20.0  # the flow alone carries the field's green onto it, and is sure of it
 
 
+def test_a_logo_that_stays_through_a_cut_keeps_its_keyframe_colour_and_nothing_else_does(tmp_path, monkeypatch,
+                                                                                          tiny_checkpoint,
+                                                                                          tiny_scene_checkpoint):
+    """A channel's logo over two shots: a green field, then (a cut) a brighter brown one. The only keyframe is frame
+    0; in the second shot the logo keeps its blue, and the field around it takes the models' colour untinted."""
+    width, height, cut = 192, 144, 8
+    rng = np.random.default_rng(5)
+    logo = np.zeros((14, 14, 3), np.float32)
+    logo[:] = (200, 90, 30)  # BGR: blue
+    logo[3:11:3, 2:12] = (250, 250, 250)  # white strokes: the logo has tones of its own
+    fields = [cv2.normalize(cv2.GaussianBlur(rng.uniform(0, 1, (height, width + 40)).astype(np.float32), (0, 0), 2.0),
+                            None, 0, 1, cv2.NORM_MINMAX)[..., None] for _ in range(2)]
+    frames = []
+    for index in range(16):  # each shot a slow pan
+        tones = fields[index >= cut][:, 2 * index:2 * index + width]
+        if index < cut:  # a green field
+            image = np.concatenate([40 + 60 * tones, 110 + 110 * tones, 40 + 60 * tones], axis=2)
+        else:  # a brighter, brown one
+            image = np.concatenate([90 + 60 * tones, 130 + 80 * tones, 170 + 80 * tones], axis=2)
+        image[8:22, 170:184] = logo
+        frames.append(np.clip(image, 0, 255).astype(np.uint8))
+    gray = tmp_path / "gray.mp4"
+    make_gray_clip(write_video(tmp_path / "truth.mp4", frames), gray, Options(crf=0))
+    cv2.imwrite(str(tmp_path / "0.png"), frames[0])
+    inside, around = (slice(10, 20), slice(172, 182)), (slice(0, 40), slice(120, 160))  # frame pixels
+
+    carried = propagate(gray, {0: tmp_path / "0.png"})  # the frame is the working size
+    try:
+        share = carried.get(cut + 4)
+        assert share.overlay and share.weight[inside].mean() > 0.8
+        elsewhere = np.ones(share.weight.shape, bool)
+        elsewhere[5:25, 167:187] = False  # the logo and 3 pixels around it
+        assert share.weight[elsewhere].max() == 0.0
+    finally:
+        carried.close()
+
+    def blue_in_second_shot() -> tuple[np.ndarray, np.ndarray]:
+        """Cb of the output's second shot, minus 128: (logo, the field beside it), (frames, ...)."""
+        out = tmp_path / "out.mp4"
+        colorize_video(gray, out, load(tiny_checkpoint, "cpu"), Options(scope="frame"), progress=False,
+                       scene=load(tiny_scene_checkpoint, "cpu", task="scene"), keyframes={0: tmp_path / "0.png"},
+                       overwrite=True)
+        cb = np.array([imageops.bgr_to_video_chroma(image)[0] for image in read_video(out)[0][cut:]], np.float32)
+        return cb[:, inside[0], inside[1]] - 128.0, cb[:, around[0], around[1]] - 128.0
+
+    logo_cb, beside = blue_in_second_shot()
+    truth_cb = imageops.bgr_to_video_chroma(frames[-1])[0][inside].astype(np.float32) - 128.0
+    monkeypatch.setattr(keyframes._Carried, "overlay", lambda self, gray, source: None)
+    logo_without, beside_without = blue_in_second_shot()
+    # the models do not know the logo is blue (Cb 128 - 30 against 128 + 40); the keyframe does
+    assert np.abs(logo_cb.mean() - truth_cb.mean()) < 0.5 * np.abs(logo_without.mean() - truth_cb.mean())
+    # and the field beside it is as the models coloured it: the logo's blue tells nothing of their miss there
+    # (corrected by it, as the keyframe's own shot is, the field within 40 pixels turned bluer by up to 17 levels)
+    difference = np.abs(beside - beside_without)
+    assert difference.mean() < 0.3 and difference.max() < 10
+
+
 def test_the_carried_colour_keeps_the_keyframes_fine_colour_edges(tmp_path):
     """Stripes of colour 4 chroma pixels wide (no luma edge), too fine for the working size, stay sharp as they
     drift with the texture the flow follows: 0.0 against 7.5 levels of error on the keyframe, 9.0 against 14.7
