@@ -285,7 +285,8 @@ class Composite:
             # where no face reaches, its share is 0 and what was there (the scene, or gray) fills it
             inside *= (1.0 - np.minimum(weight_sum, 1.0))[:, :, None]
             inside += ab_sum / np.maximum(weight_sum, 1.0)[:, :, None]
-        if frame.scene_ab is None and faces_roi is None:  # no model coloured it (the keyframes cover it): neutral
+        modelled = frame.scene_ab is not None or faces_roi is not None
+        if not modelled:  # no model coloured it (the keyframes cover it): neutral
             cb_roi = cr_roi = np.full((size[1], size[0]), 128, np.uint8)
         else:
             gray = frame.gray[y0 * factor:y1 * factor, x0 * factor:x1 * factor]
@@ -297,7 +298,9 @@ class Composite:
             keyframe = frame.keyframe_chroma + 128.0  # made at the plane's size (`KeyframeStage`)
             trust = cv2.resize(frame.keyframe_weight, size, interpolation=cv2.INTER_LINEAR)
             model = np.dstack([cb_roi, cr_roi]).astype(np.float32)
-            if not frame.keyframe_overlay:  # a logo's colour says nothing of the models' miss around it
+            # a logo's colour, carried across a cut, says nothing of the models' miss around it; but where no model
+            # ran, the few pixels it leaves take the colour around them all the same (neutral gray, corrected)
+            if not (frame.keyframe_overlay and modelled):
                 model = keyframes.corrected_model(model, keyframe, frame.keyframe_weight)
             cb_roi, cr_roi = (np.clip(trust * keyframe[:, :, i] + (1.0 - trust) * model[:, :, i] + 0.5, 0, 255)
                               .astype(np.uint8) for i in range(2))

@@ -155,6 +155,15 @@ def test_no_model_runs_where_the_keyframes_colour_covers_the_frame_or_the_face(t
     cb, _ = frames[1].chroma
     assert (cb[:, 24:] == 148).all() and np.abs(cb[:, :4].astype(int) - 148).max() > 0  # the models fill the edge
 
+    # a frame of a later shot that stayed all as it was in the keyframe but for a speck: no model runs, and the
+    # speck takes the colour around it, as in the keyframe's own shot (not gray)
+    speck = covered.copy()
+    speck[20:22, 30:32] = 0.0
+    frame = Frame(3, gray.copy(), keyframe_chroma=chroma, keyframe_weight=speck, keyframe_overlay=True)
+    assert not keyframes.models_needed(speck, (96, 128))
+    frame = Composite()(SceneColour(scene, 1.0)([frame]))[0]
+    assert frame.scene_ab is None and np.abs(frame.chroma[0].astype(int) - 148).max() <= 1
+
 
 def zoom_clip(frames: int = 40, size: tuple[int, int] = (160, 120)) -> list[np.ndarray]:
     """A slow zoom (1.2% a frame) and drift across a field of smooth hues over a fine luminance texture."""
